@@ -1,0 +1,5 @@
+import sys
+
+from edgeskd.cli import main
+
+sys.exit(main())

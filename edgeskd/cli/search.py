@@ -1,0 +1,7 @@
+"""`edgeskd search` (placeholder until the search issue lands)."""
+
+from edgeskd.cli._common import register_placeholder
+
+
+def register(sub, name, help_text):
+    return register_placeholder(sub, name, help_text, "search issue")

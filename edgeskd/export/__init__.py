@@ -1,0 +1,1 @@
+"""Export to deployable artifacts (ONNX, OpenVINO IR, TensorRT) with parity gates, and bundles."""

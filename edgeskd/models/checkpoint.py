@@ -1,0 +1,79 @@
+"""Trained-model checkpoints: one .safetensors file holding the weights, with everything needed to rebuild and use
+the model (student spec, preprocessing, labels, provenance) as JSON in the safetensors header. No pickle anywhere.
+
+This is the hand-over format between stages: `edgeskd train` writes it, `edgeskd export` reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from edgeskd._io import atomic_path
+from edgeskd.data.preprocess import PreprocessSpec
+from edgeskd.errors import ModelError
+from edgeskd.models.students import StudentSpec, build_student
+from edgeskd.models.teacher import load_weights_strict
+
+FORMAT = "edgeskd.checkpoint/1"
+
+
+@dataclass
+class Checkpoint:
+    model: nn.Module
+    spec: StudentSpec
+    preprocess: PreprocessSpec
+    labels: list[str]
+    info: dict[str, Any] = field(default_factory=dict)  # teacher, selection strategies, training summary, metrics
+
+
+def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> Path:
+    """Write atomically; tensors are made contiguous and detached copies."""
+    from safetensors.torch import save_file
+
+    if len(ckpt.labels) != ckpt.spec.num_classes:
+        raise ModelError(f"{len(ckpt.labels)} labels for a {ckpt.spec.num_classes}-class model")
+    meta = {
+        "format": FORMAT,
+        "student": json.dumps(ckpt.spec.to_dict()),
+        "preprocess": json.dumps(ckpt.preprocess.to_dict()),
+        "labels": json.dumps(ckpt.labels),
+        "info": json.dumps(ckpt.info, default=str),
+    }
+    tensors = {k: v.detach().contiguous().clone() for k, v in ckpt.model.state_dict().items()}
+    with atomic_path(path, suffix=".safetensors") as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+    return Path(path)
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"checkpoint {path} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+        state = load_file(str(path))
+    except Exception as exc:
+        raise ModelError(f"cannot read checkpoint {path}: {exc}") from exc
+    if meta.get("format") != FORMAT:
+        raise ModelError(f"{path} is not an edgeskd checkpoint (format {meta.get('format')!r}, expected {FORMAT!r}); "
+                         f"plain weight files go to --teacher-weights")
+    spec = StudentSpec.from_dict(json.loads(meta["student"]))
+    model = build_student(spec)
+    load_weights_strict(model, state, str(path))
+    return Checkpoint(model.eval(), spec, PreprocessSpec.from_dict(json.loads(meta["preprocess"])),
+                      json.loads(meta["labels"]), json.loads(meta.get("info", "{}")))
+
+
+def state_dict_copy(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}

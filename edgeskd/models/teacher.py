@@ -1,0 +1,117 @@
+"""Teachers: a timm architecture plus weights from a local file (or the hub when the machine is online).
+
+Weight files are read without pickle: safetensors directly, .pth/.pt/.bin through torch.load(weights_only=True).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from edgeskd._compat import import_timm
+from edgeskd.errors import ModelError
+
+timm = import_timm()
+
+_PREFIXES = ("module.", "model.", "_orig_mod.", "backbone.")
+_WRAPPER_KEYS = ("state_dict", "model", "model_state", "model_state_dict", "ema", "state_dict_ema")
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a flat {name: tensor} state dict from .safetensors, .pth, .pt or .bin, without unpickling objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"weight file {path} does not exist")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path), device="cpu")
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except ModelError:
+        raise
+    except Exception as exc:  # torch/safetensors raise many types for corrupt or unsafe files
+        raise ModelError(f"cannot read weights from {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+    if isinstance(state, dict):
+        for key in _WRAPPER_KEYS:  # training checkpoints nest the weights one level down
+            if key in state and isinstance(state[key], dict):
+                state = state[key]
+                break
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelError(f"{path} does not hold a state dict of tensors (found {type(state).__name__})")
+    return strip_prefixes(state)
+
+
+def strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Remove wrapper prefixes (DataParallel's `module.`, Lightning's `model.`, torch.compile's `_orig_mod.`)."""
+    for prefix in _PREFIXES:
+        if state and all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+    return state
+
+
+def load_weights_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load `state` into `model`, or raise listing the first missing/unexpected keys and mismatched shapes."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (first: {', '.join(missing[:5])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (first: {', '.join(unexpected[:5])})")
+        if shapes:
+            parts.append(f"{len(shapes)} shape mismatches (first: {'; '.join(shapes[:3])})")
+        raise ModelError(f"weights {source} do not fit the architecture: " + "; ".join(parts))
+    model.load_state_dict(state, strict=True)
+
+
+def create_model(name: str, num_classes: int | None = None, **kwargs) -> nn.Module:
+    """timm.create_model with a clear error for unknown names."""
+    if not timm.is_model(name):
+        close = timm.list_models(f"*{name.split('_')[0]}*")[:8]
+        raise ModelError(f"unknown timm model {name!r}" + (f"; similar: {', '.join(close)}" if close else ""))
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
+    return timm.create_model(name, pretrained=False, **kwargs)
+
+
+def load_teacher(
+    name: str,
+    weights: str | os.PathLike | None = None,
+    *,
+    pretrained_from_hub: bool = False,
+    num_classes: int | None = None,
+) -> nn.Module:
+    """Build the timm model `name` and load its pretrained weights, in eval mode.
+
+    `weights` is a local file (the normal case: bedside and CI machines are offline). Its classifier must match the
+    architecture's default head (e.g. 1000 ImageNet classes); pass `num_classes` to replace the head afterwards.
+    `pretrained_from_hub=True` asks timm to download instead (needs network).
+    """
+    from edgeskd.models.pretrained import KNOWN_TEACHER_FILES, convert_known_format
+
+    if weights is None and not pretrained_from_hub:
+        if name in KNOWN_TEACHER_FILES:
+            weights = KNOWN_TEACHER_FILES[name]()
+        else:
+            raise ModelError(
+                f"no weights for teacher {name!r}: pass --teacher-weights FILE (.safetensors/.pth/.pt), or allow a "
+                f"hub download on an online machine; teachers with weights shipped here: {', '.join(KNOWN_TEACHER_FILES)}"
+            )
+    if pretrained_from_hub:
+        model = timm.create_model(name, pretrained=True)
+    else:
+        model = create_model(name)
+        state = convert_known_format(name, read_state_dict(weights))
+        load_weights_strict(model, state, str(weights))
+    if num_classes is not None:
+        model.reset_classifier(num_classes)
+    return model.eval()
