@@ -27,6 +27,10 @@ _THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NU
 _ERRORS = {"MissingDependency": MissingDependency}
 
 
+class MeasurementTimeout(LatencyError):
+    """The worker ran past its time limit and was killed."""
+
+
 def settings_record(*, runs: int, seconds: float, warmup_s: float, batch: int, end_to_end: bool,
                     preprocess: PreprocessSpec | None, raw_size: int | None = None) -> dict[str, Any]:
     """Validated measurement settings (also what the cache key and the remote agent see)."""
@@ -67,7 +71,10 @@ def measure(onnx_path: str | os.PathLike, target: Target, *, runs: int = 50, sec
     if target.runtime == "remote":
         from edgeskd.latency.remote import measure_remote
 
-        return measure_remote(path, target, settings, timeout_s=timeout_s)
+        m = measure_remote(path, target, settings, timeout_s=timeout_s)
+        if artifact_sha256:
+            m.artifact_sha256 = artifact_sha256
+        return m
     request = {"path": str(path.resolve()), "target": target.to_dict(), "artifact_sha256": artifact_sha256,
                **settings}
     return run_worker(request, threads=target.threads, timeout_s=timeout_s, label=f"{path.name} on {target.name}")
@@ -83,7 +90,7 @@ def run_worker(request: dict[str, Any], *, threads: int, timeout_s: float, label
             proc = subprocess.run([sys.executable, "-m", "edgeskd.latency.worker", str(request_path), str(result_path)],
                                   env=env, capture_output=True, text=True, timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            raise LatencyError(f"measuring {label} took longer than {timeout_s:g} s and was stopped") from None
+            raise MeasurementTimeout(f"measuring {label} took longer than {timeout_s:g} s and was stopped") from None
         if not result_path.is_file():
             tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-3:]
             raise LatencyError(f"measurement worker for {label} died (exit {proc.returncode}): {' | '.join(tail)}")

@@ -1,0 +1,297 @@
+"""The latency agent: an HTTP service on a device (a Jetson, a bedside PC) that measures uploaded ONNX models with
+the same engine as local targets, one at a time, and answers JSON. The client side is the `remote://` target.
+
+Endpoints (JSON answers; errors are {"error": "...", "status": N}):
+  GET  /v1/health                          no token; version, limits and queue length
+  GET  /v1/fingerprint?target=T&threads=N&precision=P
+                                           the fingerprint a measurement of T here would carry (cache look-ups)
+  POST /v1/measure                         body: the ONNX file; header X-Edgeskd-Settings: JSON
+                                           {"target", "threads", "precision", "runs", "seconds", "warmup_s",
+                                            "batch", "preprocess", "raw_size", "timeout_s"}
+Every endpoint but health needs `Authorization: Bearer TOKEN` (compared in constant time). Uploads are bounded in
+size, measurements in time; nothing is ever unpickled: the body is parsed as ONNX protobuf and checked before any
+runtime sees it, and models that point at external data files are refused (they could read the agent's disk).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import queue
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from edgeskd.errors import EdgeskdError, LatencyError, MissingDependency
+
+SETTINGS_HEADER = "X-Edgeskd-Settings"
+_SETTING_KEYS = {"target", "threads", "precision", "runs", "seconds", "warmup_s", "batch", "preprocess", "raw_size",
+                 "timeout_s"}
+
+
+class HTTPError(Exception):
+    def __init__(self, status: HTTPStatus, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class AgentConfig:
+    token: str
+    max_upload_bytes: int = 256 << 20
+    max_measure_s: float = 300.0   # one measurement, worker start and model load included
+    max_queue: int = 8             # waiting measurements beyond this are refused with 503
+
+    def __post_init__(self) -> None:
+        if not self.token or len(self.token) < 8:
+            raise LatencyError("the agent needs a token of at least 8 characters (--token or EDGESKD_AGENT_TOKEN)")
+        if self.max_upload_bytes < 1 or self.max_measure_s <= 0 or self.max_queue < 1:
+            raise LatencyError("agent limits must be positive")
+
+
+@dataclass
+class _Job:
+    path: Path
+    settings: dict[str, Any]
+    done: threading.Event = field(default_factory=threading.Event)
+    result: dict[str, Any] | None = None
+    error: HTTPError | None = None
+
+
+class LatencyAgent:
+    """The HTTP front (a thread per connection) and one measuring thread fed by a bounded queue."""
+
+    def __init__(self, config: AgentConfig, host: str = "127.0.0.1", port: int = 8765):
+        self.config = config
+        self._jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=config.max_queue)
+        self._workdir = Path(tempfile.mkdtemp(prefix="edgeskd-agent-"))
+        handler = type("Handler", (_Handler,), {"agent": self})
+        self.server = ThreadingHTTPServer((host, port), handler)
+        self.server.daemon_threads = True
+        self._worker = threading.Thread(target=self._work, name="edgeskd-agent-worker", daemon=True)
+        self._worker.start()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def serve_forever(self) -> None:
+        try:
+            self.server.serve_forever()
+        finally:
+            self.close()
+
+    def start(self) -> threading.Thread:
+        """Serve in a background thread (tests, embedding)."""
+        thread = threading.Thread(target=self.server.serve_forever, name="edgeskd-agent-http", daemon=True)
+        thread.start()
+        return thread
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._jobs.put(None)
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+    # --- the measuring thread -------------------------------------------------------------------------------
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            try:
+                job.result = self._measure(job)
+            except HTTPError as exc:
+                job.error = exc
+            except Exception as exc:  # the agent stays up whatever one model does
+                job.error = HTTPError(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(exc).__name__}: {exc}")
+            finally:
+                job.path.unlink(missing_ok=True)
+                job.done.set()
+
+    def _measure(self, job: _Job) -> dict[str, Any]:
+        from edgeskd.data.preprocess import PreprocessSpec
+        from edgeskd.latency.measure import MeasurementTimeout, measure
+        from edgeskd.latency.targets import get_target
+
+        s = job.settings
+        try:
+            target = get_target(str(s.get("target", "ort-cpu")), threads=s.get("threads"), precision=s.get("precision"))
+            if target.runtime == "remote":
+                raise LatencyError("an agent measures on its own device; it does not forward to remote targets")
+            preprocess = PreprocessSpec.from_dict(s["preprocess"]) if s.get("preprocess") else None
+        except (EdgeskdError, TypeError, ValueError) as exc:
+            raise HTTPError(HTTPStatus.BAD_REQUEST, f"bad measurement settings: {exc}") from exc
+        timeout = min(float(s.get("timeout_s") or self.config.max_measure_s), self.config.max_measure_s)
+        started = time.time()
+        try:
+            m = measure(job.path, target, runs=int(s.get("runs", 50)), seconds=float(s.get("seconds", 1.0)),
+                        warmup_s=float(s.get("warmup_s", 0.2)), batch=int(s.get("batch", 1)),
+                        end_to_end=preprocess is not None, preprocess=preprocess, raw_size=s.get("raw_size"),
+                        timeout_s=timeout)
+        except MeasurementTimeout as exc:
+            raise HTTPError(HTTPStatus.GATEWAY_TIMEOUT, f"{exc} (agent limit {self.config.max_measure_s:g} s)") from exc
+        except MissingDependency as exc:
+            raise HTTPError(HTTPStatus.NOT_IMPLEMENTED, str(exc)) from exc
+        except (EdgeskdError, TypeError, ValueError) as exc:
+            raise HTTPError(HTTPStatus.UNPROCESSABLE_ENTITY, f"the model could not be measured: {exc}") from exc
+        m.info["agent"] = {"started": started, "finished": time.time()}
+        return {"measurement": m.to_dict()}
+
+    # --- called from HTTP threads ----------------------------------------------------------------------------
+    def submit(self, path: Path, settings: dict[str, Any]) -> dict[str, Any]:
+        job = _Job(path, settings)
+        try:
+            self._jobs.put_nowait(job)
+        except queue.Full:
+            path.unlink(missing_ok=True)
+            raise HTTPError(HTTPStatus.SERVICE_UNAVAILABLE,
+                            f"{self.config.max_queue} measurements are already waiting; retry later") from None
+        # Waiting covers the jobs ahead of this one; each is bounded by max_measure_s plus worker start-up.
+        if not job.done.wait(timeout=(self.config.max_queue + 1) * (self.config.max_measure_s + 30)):
+            raise HTTPError(HTTPStatus.GATEWAY_TIMEOUT, "the measurement queue did not reach this model in time")
+        if job.error is not None:
+            raise job.error
+        assert job.result is not None
+        return job.result
+
+    def new_upload_path(self) -> Path:
+        handle = tempfile.NamedTemporaryFile(dir=self._workdir, suffix=".onnx", delete=False)
+        handle.close()
+        return Path(handle.name)
+
+
+def validate_onnx(path: Path) -> None:
+    """Parse and check an uploaded model before any runtime sees it; never unpickles (ONNX is protobuf)."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:
+        raise HTTPError(HTTPStatus.UNPROCESSABLE_ENTITY, f"the upload is not an ONNX model: {exc}") from exc
+    tensors = list(model.graph.initializer) + [a.t for n in model.graph.node for a in n.attribute if a.HasField("t")]
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in tensors):
+        raise HTTPError(HTTPStatus.UNPROCESSABLE_ENTITY, "models with external data files are refused; "
+                        "upload a self-contained .onnx")
+    try:
+        onnx.checker.check_model(model)
+    except Exception as exc:
+        raise HTTPError(HTTPStatus.UNPROCESSABLE_ENTITY, f"the ONNX model is invalid: {exc}") from exc
+    if len(model.graph.node) == 0:
+        raise HTTPError(HTTPStatus.UNPROCESSABLE_ENTITY, "the ONNX model has no nodes")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    agent: LatencyAgent
+    timeout = 120  # seconds a client may stall while sending
+    server_version = "edgeskd-agent"
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        self._handle(self._get)
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._handle(self._post)
+
+    def _handle(self, route: Any) -> None:
+        try:
+            status, body = route()
+        except HTTPError as exc:
+            status, body = exc.status, {"error": str(exc)}
+            if status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, HTTPStatus.LENGTH_REQUIRED):
+                self.close_connection = True  # the unread body must not be parsed as the next request
+        except Exception as exc:
+            status, body = HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"{type(exc).__name__}: {exc}"}
+        body.setdefault("status", int(status))
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        if status == HTTPStatus.UNAUTHORIZED:
+            self.send_header("WWW-Authenticate", "Bearer")
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _authorise(self) -> None:
+        given = self.headers.get("Authorization", "")
+        scheme, _, token = given.partition(" ")
+        expected = self.agent.config.token.encode()
+        # compare_digest's time does not depend on where the tokens first differ (no timing oracle)
+        if scheme != "Bearer" or not hmac.compare_digest(token.strip().encode(), expected):
+            raise HTTPError(HTTPStatus.UNAUTHORIZED, "missing or wrong token (send 'Authorization: Bearer TOKEN')")
+
+    def _get(self) -> tuple[HTTPStatus, dict[str, Any]]:
+        from edgeskd import __version__
+
+        url = urllib.parse.urlsplit(self.path)
+        if url.path == "/v1/health":
+            return HTTPStatus.OK, {"status_text": "ok", "edgeskd_version": __version__,
+                                   "max_upload_bytes": self.agent.config.max_upload_bytes,
+                                   "max_measure_s": self.agent.config.max_measure_s,
+                                   "queued": self.agent._jobs.qsize()}
+        if url.path == "/v1/fingerprint":
+            self._authorise()
+            from edgeskd.latency.fingerprint import machine_fingerprint
+            from edgeskd.latency.targets import get_target
+
+            query = dict(urllib.parse.parse_qsl(url.query))
+            try:
+                threads = int(query["threads"]) if query.get("threads") else None
+                target = get_target(query.get("target", "ort-cpu"), threads=threads, precision=query.get("precision"))
+                if target.runtime == "remote":
+                    raise LatencyError("an agent does not forward to remote targets")
+            except (EdgeskdError, ValueError) as exc:
+                raise HTTPError(HTTPStatus.BAD_REQUEST, str(exc)) from exc
+            return HTTPStatus.OK, {"fingerprint": machine_fingerprint(target), "target": target.to_dict()}
+        raise HTTPError(HTTPStatus.NOT_FOUND, f"no endpoint {url.path}; see /v1/health, /v1/fingerprint, /v1/measure")
+
+    def _post(self) -> tuple[HTTPStatus, dict[str, Any]]:
+        if urllib.parse.urlsplit(self.path).path != "/v1/measure":
+            raise HTTPError(HTTPStatus.NOT_FOUND, f"no endpoint {self.path}; POST /v1/measure")
+        self._authorise()
+        length_header = self.headers.get("Content-Length")
+        if length_header is None:
+            raise HTTPError(HTTPStatus.LENGTH_REQUIRED, "Content-Length is required")
+        try:
+            length = int(length_header)
+        except ValueError:
+            raise HTTPError(HTTPStatus.BAD_REQUEST, f"bad Content-Length {length_header!r}") from None
+        limit = self.agent.config.max_upload_bytes
+        if length > limit:
+            raise HTTPError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"upload of {length} bytes exceeds the agent's "
+                            f"limit of {limit} bytes")
+        try:
+            settings = json.loads(self.headers.get(SETTINGS_HEADER) or "{}")
+        except json.JSONDecodeError as exc:
+            raise HTTPError(HTTPStatus.BAD_REQUEST, f"{SETTINGS_HEADER} is not JSON: {exc}") from exc
+        if not isinstance(settings, dict) or set(settings) - _SETTING_KEYS:
+            raise HTTPError(HTTPStatus.BAD_REQUEST, f"{SETTINGS_HEADER} must be an object with keys from "
+                            f"{sorted(_SETTING_KEYS)}")
+        path = self.agent.new_upload_path()
+        try:
+            self._receive(path, length)
+            validate_onnx(path)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return HTTPStatus.OK, self.agent.submit(path, settings)
+
+    def _receive(self, path: Path, length: int) -> None:
+        remaining = length
+        with open(path, "wb") as fh:
+            while remaining > 0:
+                chunk = self.rfile.read(min(remaining, 1 << 20))
+                if not chunk:
+                    raise HTTPError(HTTPStatus.BAD_REQUEST, f"upload ended after {length - remaining} of {length} bytes")
+                fh.write(chunk)
+                remaining -= len(chunk)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (http.server's signature)
+        sys.stderr.write(f"edgeskd agent {self.address_string()} {format % args}\n")
