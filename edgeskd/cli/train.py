@@ -1,7 +1,135 @@
-"""`edgeskd train` (placeholder until the training issue lands)."""
+"""`edgeskd train`: dual weight selection + SKD + fine-tuning, a baseline, or a comparison of several methods."""
 
-from edgeskd.cli._common import register_placeholder
+from __future__ import annotations
+
+import argparse
+import sys
+from edgeskd.cli._common import add_json_flag, print_json
+
+# TrainConfig fields exposed as --flags (others through --config FILE.json)
+_FLAGS = ("epochs_skd", "epochs_finetune", "lr", "finetune_lr_scale", "weight_decay", "batch_size", "temperature",
+          "kd_weight", "kd_ramp", "ema_momentum", "b_init", "b_probe_epochs", "label_smoothing", "augment",
+          "unlabelled_ratio", "teacher_epochs", "patience", "monitor", "strategy_a", "strategy_b")
 
 
-def register(sub, name, help_text):
-    return register_placeholder(sub, name, help_text, "training issue")
+def register(sub, name: str, help_text: str) -> argparse.ArgumentParser:
+    from edgeskd.training.config import METHODS, TrainConfig
+
+    defaults = TrainConfig()
+    p = sub.add_parser(name, help=help_text, description=help_text,
+                       epilog="Example: edgeskd train --data chest-xray-samples --teacher tf_efficientnet_lite0 "
+                              "--resolution 64 --out runs/cxr   |   add --compare random-init,single-ws,dual-skd "
+                              "--seeds 0,1,2 for a comparison table")
+    p.add_argument("--data", required=True, help="dataset: a folder, a MedMNIST .npz, or a built-in source "
+                                                 "(chest-xray-samples, brain-mri-samples, fashion-mnist)")
+    p.add_argument("--teacher", required=True, help="timm name of the teacher, e.g. tf_efficientnet_lite0")
+    p.add_argument("--teacher-weights", help="local weight file of the teacher (.safetensors/.pth)")
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("--student", help="timm name of the student architecture (same family as the teacher)")
+    who.add_argument("--student-config", help="StudentSpec JSON file")
+    p.add_argument("--depth", type=float, default=0.5, help="student depth multiplier (default 0.5)")
+    p.add_argument("--width", type=float, default=0.5, help="student width multiplier (default 0.5)")
+    p.add_argument("--resolution", type=int, help="student input side in pixels (default: the teacher's)")
+    p.add_argument("--method", default=defaults.method, choices=METHODS, help=f"default {defaults.method}")
+    p.add_argument("--compare", help="comma-separated methods to run side by side on the same split and seeds")
+    p.add_argument("--seeds", default=None, help="comma-separated seeds for --compare (default: --seed)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train-fraction", type=float, default=1.0, help="stratified fraction of the training labels")
+    p.add_argument("--val-fraction", type=float, default=0.15)
+    p.add_argument("--test-fraction", type=float, default=0.15)
+    p.add_argument("--use-unlabelled", action="store_true",
+                   help="feed the training images left out by --train-fraction to the KD term (no labels)")
+    p.add_argument("--config", help="TrainConfig JSON file; flags given on the command line win")
+    for name in _FLAGS:
+        value = getattr(defaults, name)
+        p.add_argument("--" + name.replace("_", "-"), type=type(value), default=None,
+                       help=f"TrainConfig.{name} (default {value})")
+    p.add_argument("--out", help="output folder: checkpoint, state, log.jsonl, metrics.json, plots")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_json_flag(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def build_config(args: argparse.Namespace):
+    import json
+
+    from edgeskd.errors import TrainingError
+    from edgeskd.training import TrainConfig
+
+    values = {}
+    if args.config:
+        try:
+            with open(args.config) as fh:
+                values = json.load(fh)
+        except (OSError, json.JSONDecodeError) as exc:
+            raise TrainingError(f"cannot read training config {args.config}: {exc}") from exc
+    for name in _FLAGS:
+        if getattr(args, name) is not None:
+            values[name] = getattr(args, name)
+    values.update(method=args.method, seed=args.seed)
+    if args.use_unlabelled:
+        values["use_unlabelled"] = True
+    return TrainConfig.from_dict(values)  # unknown keys in --config are an error naming them
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from edgeskd.data import load_dataset
+    from edgeskd.errors import TrainingError
+    from edgeskd.models import StudentSpec, load_teacher
+    from edgeskd.training import compare_methods, format_table, train
+
+    config = build_config(args)
+    data = load_dataset(args.data, seed=args.seed, val_fraction=args.val_fraction, test_fraction=args.test_fraction,
+                        train_fraction=args.train_fraction)
+    teacher = load_teacher(args.teacher, args.teacher_weights)
+    num_classes = len(data.train.classes)
+    resolution = args.resolution or int(teacher.pretrained_cfg.get("input_size", (3, 224, 224))[-1])
+    if args.student_config:
+        spec = StudentSpec.from_json(args.student_config)
+    elif args.student:
+        spec = StudentSpec(args.student, 1.0, 1.0, resolution, num_classes=num_classes)
+    else:
+        spec = StudentSpec(args.teacher, args.depth, args.width, resolution, num_classes=num_classes)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    progress = not args.no_progress and not args.json and sys.stderr.isatty()
+
+    if args.compare:
+        if args.resume:
+            raise TrainingError("--resume applies to one run; re-run --compare without it")
+        methods = [m.strip() for m in args.compare.split(",") if m.strip()]
+        seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
+        rows = compare_methods(methods, spec, data, teacher, config, seeds, out_dir=args.out, progress=progress)
+        table = format_table(rows)
+        if args.out:
+            from pathlib import Path
+
+            from edgeskd._io import atomic_write_json, atomic_write_text
+
+            atomic_write_json(Path(args.out) / "comparison.json", {"rows": rows, "config": config.to_dict()})
+            atomic_write_text(Path(args.out) / "comparison.md", table + "\n")
+        if args.json:
+            print_json({"dataset": data.name, "student": spec.to_dict(), "rows": rows})
+        else:
+            print(f"dataset {data.name}: {len(data.train.labels)} train / {len(data.val.labels)} val / "
+                  f"{len(data.test.labels)} test images; seeds {seeds}; test metrics")
+            print(table)
+        return 0
+
+    result = train(spec, data, teacher, config, out_dir=args.out, resume=args.resume, progress=progress)
+    summary = {"method": config.method, "dataset": data.name, "student": spec.to_dict(),
+               "checkpoint": str(result.checkpoint) if result.checkpoint else None,
+               "seconds": round(result.seconds, 1), "best_epoch": result.info.get("best_epoch"),
+               "stopped_early": result.stopped_early, "metrics": result.info["metrics"]}
+    if args.json:
+        print_json(summary)
+    else:
+        for split, m in result.info["metrics"].items():
+            print(f"{split}: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                                           for k, v in m.items()))
+        if result.checkpoint:
+            print(f"checkpoint: {result.checkpoint}")
+    return 0

@@ -1,0 +1,96 @@
+"""Training configuration: every coefficient of every method, with its default and why.
+
+Defaults marked (ablation) were chosen by benchmarks/ablation_skd.py (results in benchmarks/results/); see
+docs/training.md for what comes from the paper and what is our choice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from edgeskd.errors import TrainingError
+
+# dual-skd is ours (after Tsutsumi et al.); the others are the baselines the same trainer runs for comparison.
+METHODS = ("dual-skd", "single-ws", "random-init", "classic-kd", "dml")
+B_INITS = ("selection", "copy-a")
+
+
+@dataclass
+class TrainConfig:
+    method: str = "dual-skd"
+    # weight selection (edgeskd.selection strategy strings): A ships, B is the auxiliary model of dual-skd / dml
+    strategy_a: str = "uniform+first"
+    strategy_b: str = "uniform:offset=1+even"
+    # schedule: stage 1 is SKD for dual-skd and the method's own loss for the baselines (same length for all, so
+    # every method sees the same number of steps); stage 2 fine-tunes A alone with CE at a lower learning rate.
+    epochs_skd: int = 24
+    epochs_finetune: int = 6
+    lr: float = 1e-3                 # AdamW peak learning rate of stage 1 (cosine decay per stage)
+    finetune_lr_scale: float = 0.3   # stage-2 peak learning rate = lr * this
+    weight_decay: float = 0.05
+    batch_size: int = 64
+    grad_clip: float = 5.0           # max gradient norm (0 = off)
+    label_smoothing: float = 0.0     # on every CE term (single-label tasks)
+    # self-knowledge distillation (dual-skd), also used by classic-kd (teacher) and dml (peer)
+    temperature: float = 2.0
+    kd_weight: float = 1.0           # lambda in CE + lambda * T^2 * KL
+    kd_ramp: float = 0.3             # fraction of stage-1 steps over which lambda ramps linearly from 0
+    ema_momentum: float = 0.99       # B <- m * B + (1 - m) * A after each step
+    b_init: str = "selection"        # "selection": B starts from its own selected subset; "copy-a": mean teacher
+    b_probe_epochs: int = 0          # epochs training only B's head on labels before SKD (B's subset gives a signal)
+    # augmentation strength: 0 = none; 1 = shifts up to 1/8 of the side + brightness/contrast jitter of 0.2
+    augment: float = 1.0
+    hflip: bool = False              # off by default: left/right carries meaning in chest X-rays
+    # data-scarce mode: the images left out by --train-fraction feed the KD term of stage 1 (no labels used)
+    use_unlabelled: bool = False
+    unlabelled_ratio: float = 1.0    # unlabelled images per labelled image in a batch
+    # classic-kd: the teacher is first fine-tuned on the task (head replaced) for this many epochs
+    teacher_epochs: int = 10
+    teacher_lr: float = 3e-4
+    # validation, early stopping, selection of the returned model
+    monitor: str = "auto"            # val metric to maximise; auto = balanced_accuracy (auroc_macro if multi-label)
+    patience: int = 0                # epochs without improvement before stopping (0 = never stop early)
+    val_every: int = 1
+    restore_best: bool = True        # return A from the epoch with the best val metric
+    seed: int = 0
+    eval_batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        if self.method not in METHODS:
+            raise TrainingError(f"unknown training method {self.method!r}; expected one of {', '.join(METHODS)}")
+        if self.b_init not in B_INITS:
+            raise TrainingError(f"b_init must be one of {B_INITS}; got {self.b_init!r}")
+        checks = {
+            "epochs_skd": self.epochs_skd >= 0, "epochs_finetune": self.epochs_finetune >= 0,
+            "lr": self.lr > 0, "finetune_lr_scale": self.finetune_lr_scale > 0, "weight_decay": self.weight_decay >= 0,
+            "batch_size": self.batch_size >= 1, "temperature": self.temperature > 0, "kd_weight": self.kd_weight >= 0,
+            "kd_ramp": 0 <= self.kd_ramp <= 1, "ema_momentum": 0 <= self.ema_momentum < 1,
+            "label_smoothing": 0 <= self.label_smoothing < 1, "augment": self.augment >= 0,
+            "unlabelled_ratio": self.unlabelled_ratio > 0, "patience": self.patience >= 0,
+            "val_every": self.val_every >= 1, "teacher_epochs": self.teacher_epochs >= 1,
+            "b_probe_epochs": self.b_probe_epochs >= 0, "grad_clip": self.grad_clip >= 0,
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise TrainingError("invalid training config value(s): "
+                                + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad))
+        if self.epochs_skd + self.epochs_finetune < 1:
+            raise TrainingError("epochs_skd + epochs_finetune must be at least 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise TrainingError(f"unknown training config keys {sorted(unknown)}; expected some of {sorted(known)}")
+        return cls(**data)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return TrainConfig.from_dict({**self.to_dict(), **changes})
