@@ -1,0 +1,97 @@
+"""What a search run is: the user's choices, saved (without secrets) as config.json in the run folder.
+
+The saved copy lets local worker processes start from the same settings, and lets a second run of the same command
+check it is resuming the same search rather than silently mixing two.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from edgeskd._io import atomic_write_json
+from edgeskd.errors import SearchError
+
+CONFIG_NAME = "config.json"
+DEMO_DATA = "chest-xray-samples"
+DEMO_TEACHER = "tf_efficientnet_lite0"
+# Changing any of these changes what the study means; resuming with a different value is refused.
+IDENTITY = ("data", "teacher", "teacher_weights", "target", "latency_ms", "statistic", "space_sha256", "pareto",
+            "metric", "seed")
+
+
+@dataclass
+class SearchConfig:
+    data: str = DEMO_DATA
+    teacher: str = DEMO_TEACHER
+    teacher_weights: str | None = None
+    target: str = "ort-cpu"
+    latency_ms: float = 20.0
+    statistic: str = "p95"
+    trials: int | None = None            # finished trials wanted in the whole study (all workers, all resumes)
+    timeout: float | None = None         # seconds for this invocation
+    space: str = ""                      # resolved path of the space YAML
+    space_sha256: str = ""
+    pareto: bool = False
+    workers: int = 1
+    study: str = ""
+    run_dir: str = ""
+    seed: int = 0
+    metric: str = "balanced_accuracy"
+    stages: str = "edgeskd.search.stages:real_stages"
+    storage_display: str = ""            # masked; the real URL travels to workers in the environment only
+    demo: bool = False
+
+    def __post_init__(self) -> None:
+        if self.latency_ms <= 0:
+            raise SearchError(f"--latency-ms must be > 0; got {self.latency_ms}")
+        if self.trials is not None and self.trials < 1:
+            raise SearchError(f"--trials must be >= 1; got {self.trials}")
+        if self.timeout is not None and self.timeout <= 0:
+            raise SearchError(f"--timeout must be > 0 seconds; got {self.timeout}")
+        if self.workers < 1:
+            raise SearchError(f"--workers must be >= 1; got {self.workers}")
+        if self.statistic not in ("p50", "p90", "p95", "p99", "mean", "max"):
+            raise SearchError(f"--statistic must be one of p50, p90, p95, p99, mean, max; got {self.statistic!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SearchConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def identity(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in IDENTITY}
+
+
+def default_study_name(config: SearchConfig) -> str:
+    """Deterministic, so running the same command again finds (and resumes) the same study."""
+    data = Path(config.data).name or config.data
+    name = f"{config.teacher}-{data}-{config.target}-{config.latency_ms:g}ms" + ("-pareto" if config.pareto else "")
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def space_digest(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def save_or_check(config: SearchConfig, run_dir: Path) -> None:
+    """Write config.json, or, when resuming, refuse a run whose identity differs from the saved one."""
+    path = run_dir / CONFIG_NAME
+    if path.is_file():
+        try:
+            saved = SearchConfig.from_dict(json.loads(path.read_text()))
+        except (json.JSONDecodeError, TypeError, SearchError) as exc:
+            raise SearchError(f"cannot read {path} to resume: {exc}") from exc
+        differ = [k for k in IDENTITY if saved.identity()[k] != config.identity()[k]]
+        if differ:
+            detail = ", ".join(f"{k}: saved {saved.identity()[k]!r}, now {config.identity()[k]!r}" for k in differ)
+            raise SearchError(f"{run_dir} holds a different search ({detail}); give this one its own --study name "
+                              f"or --run-dir")
+    atomic_write_json(path, config.to_dict())

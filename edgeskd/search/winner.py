@@ -1,0 +1,170 @@
+"""After the trials: choose the winner, train it with the full schedule, re-measure it on the target (it must meet
+the budget again), export it as a bundle, and write the report and summary.json.
+
+An impossible budget (no candidate fits) ends here with a SearchError naming the fastest candidate seen; nothing has
+been trained in that case, because over-budget candidates are pruned before training.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from edgeskd._io import atomic_write_json
+from edgeskd.errors import SearchError
+from edgeskd.search.objective import COMPLETED, OVER_BUDGET, SearchContext, latency_attrs, pick_metric
+from edgeskd.search.progress import outcome_of
+
+SUMMARY_NAME = "summary.json"
+DEMO_NOTE = ("demo data: the 16 real paediatric chest X-rays shipped by pneumonia-model-package (8 normal, 8 "
+             "pneumonia); far too few to judge accuracy, it shows the pipeline end to end")
+
+
+def choose_winner(study, pareto: bool):
+    """Single objective: the best validation metric. Pareto: the best metric on the front, ties to lower latency."""
+    from optuna.trial import TrialState
+
+    done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    if not done:
+        return None
+    if pareto:
+        return max(study.best_trials, key=lambda t: (t.values[0], -t.values[1], -t.number))
+    return max(done, key=lambda t: (t.values[0], -t.number))
+
+
+def trial_rows(study, statistic: str) -> list[dict[str, Any]]:
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        if not t.state.is_finished():
+            continue
+        student = t.user_attrs.get("student", {})
+        cfg = t.user_attrs.get("train_config", {})
+        rows.append({
+            "number": t.number, "outcome": outcome_of(t),
+            "metric": t.values[0] if t.values else None,
+            "latency_ms": t.user_attrs.get("latency_ms", {}).get(statistic),
+            "depth": student.get("depth"), "width": student.get("width"), "resolution": student.get("resolution"),
+            "strategies": f"{cfg.get('strategy_a', '')} / {cfg.get('strategy_b', '')}" if cfg else "",
+            "parameters": t.user_attrs.get("parameters"), "macs": t.user_attrs.get("macs"),
+            "probe_seconds": t.user_attrs.get("probe_seconds"), "train_seconds": t.user_attrs.get("train_seconds"),
+            "seconds": t.user_attrs.get("seconds"),
+            "reason": t.user_attrs.get("pruned_reason") or t.user_attrs.get("error") or "",
+            "retry_of": t.user_attrs.get("retry_of"),
+            "last_metric": t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else None,
+        })
+    return rows
+
+
+def time_shares(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Where trial time went: probing (build+measure) vs training, and on infeasible candidates."""
+    probe = sum(r["probe_seconds"] or 0 for r in rows)
+    train = sum(r["train_seconds"] or 0 for r in rows)
+    infeasible = [r for r in rows if r["outcome"] == OVER_BUDGET]
+    return {"probe_seconds": round(probe, 3), "train_seconds": round(train, 3),
+            "infeasible_seconds": round(sum(r["seconds"] or 0 for r in infeasible), 3),
+            "infeasible_train_seconds": round(sum(r["train_seconds"] or 0 for r in infeasible), 3)}
+
+
+def finish(ctx: SearchContext, study, *, search_seconds: float, show_progress: bool) -> dict[str, Any]:
+    from edgeskd.search.report import write_report
+
+    cfg, run_dir = ctx.config, ctx.run_dir
+    rows = trial_rows(study, cfg.statistic)
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
+    summary: dict[str, Any] = {
+        "study": cfg.study, "run_dir": str(run_dir), "storage": cfg.storage_display, "teacher": cfg.teacher,
+        "data": cfg.data, "target": cfg.target, "budget_ms": cfg.latency_ms, "statistic": cfg.statistic,
+        "metric": cfg.metric, "pareto": cfg.pareto, "counts": counts, "trials": len(rows),
+        "search_seconds": round(search_seconds, 2), "time": time_shares(rows), "winner": None, "ok": False,
+    }
+    if cfg.demo:
+        summary["note"] = DEMO_NOTE
+    winner = choose_winner(study, cfg.pareto)
+    if winner is None:
+        measured = [r for r in rows if r["latency_ms"] is not None]
+        if measured and counts.get(OVER_BUDGET, 0) == len(rows):
+            fastest = min(measured, key=lambda r: r["latency_ms"])
+            message = (f"no candidate meets the {cfg.statistic} budget of {cfg.latency_ms:g} ms on {cfg.target}: "
+                       f"the fastest of {len(measured)} measured was trial {fastest['number']} (depth "
+                       f"{fastest['depth']}, width {fastest['width']}, resolution {fastest['resolution']}) at "
+                       f"{fastest['latency_ms']:.2f} ms; nothing was trained. Raise --latency-ms or use a space with "
+                       f"smaller students (--space)")
+            summary["fastest"] = fastest
+        else:
+            message = f"no trial completed ({', '.join(f'{v} {k}' for k, v in counts.items()) or 'no trials ran'})"
+        summary["error"] = message
+        write_report(run_dir, summary, rows, None)
+        atomic_write_json(run_dir / SUMMARY_NAME, summary)
+        raise SearchError(message)
+
+    summary["winner"] = _final(ctx, winner, show_progress)
+    summary["ok"] = summary["winner"]["budget_ok"]
+    write_report(run_dir, summary, rows, summary["winner"])
+    atomic_write_json(run_dir / SUMMARY_NAME, summary)
+    if not summary["ok"]:
+        raise SearchError(f"the winner (trial {winner.number}) missed the budget when re-measured after full "
+                          f"training: {summary['winner']['budget_reason']}; no bundle was written. Latency on this "
+                          f"target may be noisy: rerun the same command (it resumes) or leave more margin")
+    return summary
+
+
+def _final(ctx: SearchContext, trial, show_progress: bool) -> dict[str, Any]:
+    """Full-schedule training, re-measurement and export of the winning trial's candidate."""
+    from edgeskd.models import StudentSpec
+
+    cfg, stages = ctx.config, ctx.stages
+    spec = StudentSpec.from_dict(trial.user_attrs["student"])
+    values = {**trial.user_attrs["train_config"], **ctx.space.schedule.final}
+    out = ctx.run_dir / "winner"
+    started = time.perf_counter()
+    resume = (out / "state.safetensors").is_file()  # a final training cut off earlier continues where it stopped
+    result = stages.train(spec, ctx.data, ctx.teacher, stages.train_config(values), out_dir=out, report=None,
+                          resume=resume, progress=show_progress)
+    train_seconds = time.perf_counter() - started
+    metrics = dict(result.metrics)
+    # Fresh measurement (no cache) of the trained model: the number the bundle's manifest carries.
+    measurement = stages.measure(result.model, spec.resolution, ctx.target, None)
+    ok, reason = stages.check_budget(measurement, cfg.latency_ms, cfg.statistic, ctx.target)
+    record: dict[str, Any] = {
+        "trial": trial.number, "student": spec.to_dict(), "train_config": values,
+        "search_metric": trial.values[0], "val_metric": pick_metric(metrics, cfg.metric),
+        "val": _scalars(metrics.get("val")), "test": _scalars(metrics.get("test")),
+        "confusion_matrix": (metrics.get("test") or metrics.get("val") or {}).get("confusion_matrix"),
+        "classes": list(ctx.data.train.classes),
+        "search_latency_ms": trial.user_attrs.get("latency_ms"), **latency_attrs(measurement),
+        "parameters": trial.user_attrs.get("parameters"), "macs": trial.user_attrs.get("macs"),
+        "train_seconds": round(train_seconds, 2), "checkpoint": str(result.checkpoint),
+        "budget_ok": bool(ok), "budget_reason": str(reason), "bundle": None,
+    }
+    if ok:
+        bundle = stages.export_bundle(result.checkpoint, ctx.run_dir / "bundle", parity_images=_parity_images(ctx),
+                                      latency=measurement)
+        record["bundle"] = str(ctx.run_dir / "bundle")
+        record["bundle_report"] = _jsonable(bundle)
+    return record
+
+
+def _parity_images(ctx: SearchContext):
+    """A few real test images (raw pixels) for the export's parity gate."""
+    test = ctx.data.test if len(ctx.data.test) else ctx.data.val
+    n = min(8, len(test))
+    return [test.images[i] for i in range(n)]
+
+
+def _scalars(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
+    if metrics is None:
+        return None
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float, str)) or v is None}
+
+
+def _jsonable(obj: Any) -> Any:
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    if isinstance(obj, (dict, list, str, int, float)) or obj is None:
+        return obj
+    if isinstance(obj, Path):
+        return str(obj)
+    return str(obj)
