@@ -11,6 +11,7 @@ import os
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -40,3 +41,28 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, resolution: int, i
         except Exception as exc:
             raise ExportError(f"ONNX export of {type(model).__name__} to {path} failed: {type(exc).__name__}: {exc}") from exc
     return Path(path)
+
+
+def run_onnx(path: str | os.PathLike, batch: np.ndarray, *, threads: int = 1) -> tuple[np.ndarray, str]:
+    """Logits of an ONNX file on ONNX Runtime's CPU provider, and a description of the runtime actually used.
+
+    The provider is asserted: ONNX Runtime falls back to CPU silently when a requested provider fails to load, and
+    a parity number must say what computed it.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only: quantised graphs log one warning per unused initializer
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        used = session.get_providers()
+        if used[:1] != ["CPUExecutionProvider"]:
+            raise ExportError(f"ONNX Runtime used providers {used} for {path}; expected CPUExecutionProvider")
+        logits = session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
+    except ExportError:
+        raise
+    except Exception as exc:
+        raise ExportError(f"ONNX Runtime cannot run {path}: {type(exc).__name__}: {exc}") from exc
+    return logits, f"onnxruntime {ort.__version__} CPUExecutionProvider"
