@@ -1,7 +1,74 @@
-"""`edgeskd data` (placeholder until the data-layer issue lands)."""
+"""`edgeskd data SOURCE`: load and validate a dataset, print images per split and class (or JSON)."""
 
-from edgeskd.cli._common import register_placeholder
+from __future__ import annotations
+
+import argparse
+
+from edgeskd.cli._common import add_json_flag, print_json
 
 
 def register(sub, name, help_text):
-    return register_placeholder(sub, name, help_text, "data-layer issue")
+    parser = sub.add_parser(
+        name, help=help_text, description=help_text,
+        epilog="SOURCE: a folder root/<class>/<image> (PNG, JPEG, BMP, TIFF, DICOM), a folder "
+               "root/{train,val,test}/<class>/<image>, a MedMNIST .npz file, or a built-in set: "
+               "chest-xray-samples, brain-mri-samples, fashion-mnist.")
+    parser.add_argument("source", metavar="SOURCE", help="dataset folder, MedMNIST .npz file or built-in name")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the split and train-fraction (default 0)")
+    parser.add_argument("--train-fraction", type=float, default=1.0,
+                        help="keep this stratified fraction of train as labelled (0 < f <= 1; default 1)")
+    parser.add_argument("--val-fraction", type=float, default=0.15,
+                        help="val share when the source has no split of its own (default 0.15)")
+    parser.add_argument("--test-fraction", type=float, default=0.15,
+                        help="test share when the source has no split of its own (default 0.15)")
+    parser.add_argument("--same-size", action="store_true", help="fail unless all images have one size")
+    parser.add_argument("--dicom-window", type=float, nargs=2, metavar=("CENTRE", "WIDTH"),
+                        help="VOI window for DICOM files, e.g. 40 400 (default: each file's own window)")
+    add_json_flag(parser)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from edgeskd.data import load_dataset
+
+    splits = load_dataset(args.source, seed=args.seed, val_fraction=args.val_fraction,
+                          test_fraction=args.test_fraction, train_fraction=args.train_fraction,
+                          allow_mixed_sizes=not args.same_size,
+                          dicom_window=tuple(args.dicom_window) if args.dicom_window else None, progress=True)
+    summary = splits.summary()
+    summary["seed"] = args.seed
+    summary["train_fraction"] = args.train_fraction
+    if args.json:
+        print_json(summary)
+        return 0
+    print(format_table(summary))
+    return 0
+
+
+def format_table(summary: dict) -> str:
+    """Per-class counts with one column per split and a total row."""
+    parts = list(summary["splits"])
+    classes = summary["classes"]
+    width = max([len("class"), len("total")] + [len(c) for c in classes])
+    cols = parts + (["total"] if not summary["multilabel"] else [])
+    header = f"{'label' if summary['multilabel'] else 'class':<{width}}  " + "  ".join(f"{p:>10}" for p in cols)
+    lines = [header, "-" * len(header)]
+    for cls in classes:
+        counts = [summary["splits"][p]["per_class"][cls] for p in parts]
+        if not summary["multilabel"]:
+            counts.append(sum(counts))
+        lines.append(f"{cls:<{width}}  " + "  ".join(f"{n:>10}" for n in counts))
+    totals = [summary["splits"][p]["count"] for p in parts] + ([summary["total"]] if not summary["multilabel"] else [])
+    lines.append(f"{'images':<{width}}  " + "  ".join(f"{n:>10}" for n in totals))
+    size = summary["image_size"]
+    kind = "multi-label" if summary["multilabel"] else "classes"
+    about = (f"dataset {summary['name']}: {summary['total']} images, {len(classes)} {kind}, "
+             f"pixels {'/'.join(summary['dtypes'])}, channels {'/'.join(map(str, summary['channels']))}")
+    if size:
+        lo, hi = size["min_hw"], size["max_hw"]
+        about += f", size (HxW) {lo[0]}x{lo[1]}" + (f" .. {hi[0]}x{hi[1]}" if lo != hi else "")
+    about += f"\nsource {summary['source']}  seed {summary['seed']}  train fraction {summary['train_fraction']}"
+    if summary["multilabel"]:
+        about += "\n(multi-label: per-label counts are positives)"
+    return about + "\n\n" + "\n".join(lines)
