@@ -9,7 +9,7 @@ import os
 
 from edgeskd.errors import LatencyError
 
-_SMALL_TENSOR_BYTES = 256  # shape constants (Reshape targets, ...) change the graph's work: hash their values
+_SMALL_TENSOR_BYTES = 1024  # integer constants (Reshape targets, axes, indices) change the graph's work
 
 
 def architecture_hash(onnx_path: str | os.PathLike) -> str:
@@ -49,4 +49,7 @@ def _small_value(tensor: object) -> bytes | None:
     from onnx import numpy_helper
 
     array = numpy_helper.to_array(tensor)  # type: ignore[arg-type]
-    return array.tobytes() if array.nbytes <= _SMALL_TENSOR_BYTES else None
+    # Float tensors are weights (or scalars like epsilon): their values do not change the work done.
+    if array.dtype.kind in "iub" and array.nbytes <= _SMALL_TENSOR_BYTES:
+        return array.tobytes()
+    return None

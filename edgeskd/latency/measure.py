@@ -143,11 +143,14 @@ def measure_model(model: Any, resolution: int, target: Target, *, cache: Latency
 
 def _torchscript(model: Any, path: Path, chw: tuple[int, int, int]) -> Path:
     """Our own temporary TorchScript file for the torch targets (never a user's file)."""
+    import warnings
+
     import torch
 
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript still works in torch 2.13; say so, once
         traced = torch.jit.trace(model.eval(), torch.zeros(1, *chw), check_trace=False)
-    torch.jit.save(traced, str(path))
+        torch.jit.save(traced, str(path))
     Path(str(path) + ".json").write_text(json.dumps({"input_shape": list(chw)}))
     return path
 

@@ -228,7 +228,11 @@ def open_torch(path: str, target: Target, batch: int) -> Runner:
         raise LatencyError(f"{target.name} measures a PyTorch model, not {path}: use measure_model(model, ...)")
     chw = tuple(json.loads(sidecar.read_text())["input_shape"])
     torch.set_num_threads(target.threads)
-    module = torch.jit.load(str(path), map_location=device).eval()
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        module = torch.jit.load(str(path), map_location=device).eval()
     dtype = torch.float16 if target.precision == "fp16" else torch.float32
     module = module.to(dtype)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)

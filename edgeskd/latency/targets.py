@@ -117,7 +117,7 @@ def _find_profile(spec: str) -> Path | None:
         if not path.is_file():
             raise LatencyError(f"target profile {spec} does not exist")
         return path
-    if spec in _BUILTINS or ":" in spec or "/" in spec:
+    if ":" in spec or "/" in spec:
         return None
     folder = profiles_dir()
     if folder is not None and (folder / f"{spec}.yaml").is_file():
