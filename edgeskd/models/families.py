@@ -117,7 +117,8 @@ def _resnet_student(name: str, teacher: nn.Module, depth: float, width: float, a
     # stage width = output channels / block expansion
     channels = [stage[0].conv1.out_channels if expansion == 1 else stage[-1].conv3.out_channels // expansion
                 for stage in stages]
-    stem = teacher.conv1.out_channels if isinstance(teacher.conv1, nn.Conv2d) else 64
+    # timm's stem_width: a plain 7x7 stem ignores it (always 64 wide); a deep stem's middle conv is stem_width wide
+    stem = teacher.conv1.out_channels if isinstance(teacher.conv1, nn.Conv2d) else teacher.conv1[3].out_channels
     kwargs = dict(
         layers=tuple(_depth(n, depth) for n in layers),
         channels=tuple(_scaled(c, width) for c in channels),
