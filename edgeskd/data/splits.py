@@ -32,17 +32,19 @@ def _class_permutation(labels: np.ndarray, cls: int, seed: int, purpose: int) ->
 
 
 def _split_counts(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int]:
-    """(n_val, n_test) for one class of n images: at least one in val and test when the class has >= 3 images
-    (so the 16-image sample sets are evaluated on every class), and always at least one left for train."""
-    n_val, n_test = round(n * val_fraction), round(n * test_fraction)
-    if n >= 3:
-        n_val = max(n_val, 1) if val_fraction > 0 else 0
-        n_test = max(n_test, 1) if test_fraction > 0 else 0
-    while n_val + n_test > n - 1 and n_val + n_test > 0:  # keep every class present in train
-        if n_val >= n_test and n_val > 0:
+    """(n_val, n_test) for one class of n images. Priorities, for tiny classes such as the 16-image sample sets:
+    at least one image in train; then one in test (n >= 2); then one in val (n >= 3); when the fraction is > 0."""
+    min_test = 1 if test_fraction > 0 and n >= 2 else 0
+    min_val = 1 if val_fraction > 0 and n >= 3 else 0
+    n_val = max(round(n * val_fraction), min_val)
+    n_test = max(round(n * test_fraction), min_test)
+    while n_val + n_test > n - 1:  # keep every class present in train: shrink the larger share, minimums last
+        if n_val > min_val and (n_val >= n_test or n_test <= min_test):
             n_val -= 1
-        else:
+        elif n_test > min_test:
             n_test -= 1
+        else:
+            break  # unreachable: the minimums never exceed n - 1
     return n_val, n_test
 
 
