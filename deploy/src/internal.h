@@ -1,0 +1,67 @@
+/* Internal types shared by the library's modules (not installed). */
+#ifndef EDGESKD_INTERNAL_H
+#define EDGESKD_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "edgeskd.h"
+
+enum { EDGESKD_ERR_LEN = 1024 };
+
+/* Everything the runtime needs from manifest.json (schema_version 1). Paths are joined with the bundle folder. */
+typedef struct manifest {
+    char *onnx_path;       /* NULL when the bundle has no such file */
+    char *openvino_xml_path;
+    char *openvino_bin_path;
+    char *tensorrt_path;
+    char *input_name;
+    char *output_name;
+    int64_t input_shape[4]; /* 1, C, S, S */
+    size_t num_classes;
+    /* preprocess record */
+    size_t size;
+    size_t channels;       /* 1 or 3 */
+    float mean[3];
+    float std[3];
+    char **labels;
+    size_t num_labels;
+} manifest;
+
+edgeskd_status manifest_load(const char *bundle_dir, manifest *out, char *err, size_t err_size);
+void manifest_free(manifest *m);
+
+/* Writes "what: detail" style messages; never overflows. */
+void set_error(char *err, size_t err_size, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Step 1-4 of the pixel pipeline (see edgeskd.h / edgeskd/data/preprocess.py). `out` holds C*S*S floats. */
+edgeskd_status preprocess_pixels(const manifest *m, const uint8_t *pixels, size_t width, size_t height,
+                                 size_t channels, size_t row_stride, float *out, char *err, size_t err_size);
+
+/* A backend: an opaque state plus two functions. run() writes num_classes logits. */
+typedef struct backend_impl {
+    void *state;
+    edgeskd_status (*run)(void *state, float *input, size_t input_floats, float *logits, size_t num_logits,
+                          char *err, size_t err_size);
+    void (*destroy)(void *state);
+} backend_impl;
+
+#ifdef EDGESKD_WITH_ONNXRUNTIME
+edgeskd_status backend_ort_open(const manifest *m, const edgeskd_options *opts, backend_impl *out, char *err,
+                                size_t err_size);
+#endif
+#ifdef EDGESKD_WITH_OPENVINO
+edgeskd_status backend_ov_open(const manifest *m, const edgeskd_options *opts, backend_impl *out, char *err,
+                               size_t err_size);
+#endif
+#ifdef EDGESKD_WITH_TENSORRT
+edgeskd_status backend_trt_open(const manifest *m, const edgeskd_options *opts, backend_impl *out, char *err,
+                                size_t err_size);
+#endif
+
+#endif
