@@ -42,6 +42,8 @@ def register(sub, name, help_text):
     p.add_argument("--study", default=None, help="study name (default: derived from teacher, data, target, budget); "
                    "workers on other machines join by this name")
     p.add_argument("--run-dir", default=None, help="run folder (default: runs/STUDY)")
+    p.add_argument("--train-fraction", type=float, default=1.0, help="labelled share of the training split "
+                   "(data-scarce mode; the rest is unlabelled)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--stages", default=None, help=argparse.SUPPRESS)  # tests: "module:function" returning Stages
     add_json_flag(p)
@@ -59,7 +61,7 @@ def build_config(args: argparse.Namespace):
     config = SearchConfig(data=args.data or DEMO_DATA, teacher=args.teacher or DEMO_TEACHER,
                           teacher_weights=args.teacher_weights, target=args.target, latency_ms=args.latency_ms,
                           statistic=args.statistic, trials=args.trials, timeout=args.timeout, pareto=args.pareto,
-                          workers=args.workers, seed=args.seed, metric=args.metric, demo=demo)
+                          workers=args.workers, seed=args.seed, train_fraction=args.train_fraction, metric=args.metric, demo=demo)
     if config.trials is None and config.timeout is None:
         config.trials = DEMO_TRIALS if demo else DEFAULT_TRIALS
     if args.stages:

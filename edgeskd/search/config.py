@@ -21,7 +21,7 @@ DEMO_DATA = "chest-xray-samples"
 DEMO_TEACHER = "tf_efficientnet_lite0"
 # Changing any of these changes what the study means; resuming with a different value is refused.
 IDENTITY = ("data", "teacher", "teacher_weights", "target", "latency_ms", "statistic", "space_sha256", "pareto",
-            "metric", "seed")
+            "metric", "seed", "train_fraction")
 
 
 @dataclass
@@ -41,6 +41,7 @@ class SearchConfig:
     study: str = ""
     run_dir: str = ""
     seed: int = 0
+    train_fraction: float = 1.0          # < 1: data-scarce mode, the rest of train is unlabelled (see edgeskd data)
     metric: str = "balanced_accuracy"
     stages: str = "edgeskd.search.stages:real_stages"
     storage_display: str = ""            # masked; the real URL travels to workers in the environment only

@@ -43,7 +43,7 @@ class SearchContext:
     def load(cls, config: SearchConfig, stages: Stages | None = None) -> SearchContext:
         stages = stages or load_stages(config.stages)
         space = load_space(config.space)
-        data = stages.load_data(config.data, seed=config.seed)
+        data = stages.load_data(config.data, seed=config.seed, train_fraction=config.train_fraction)
         classes = list(data.train.classes)
         teacher = stages.load_teacher(config.teacher, config.teacher_weights)
         target = stages.get_target(config.target)

@@ -18,7 +18,7 @@ from edgeskd.errors import SearchError
 
 @dataclass(frozen=True)
 class Stages:
-    load_data: Callable[..., Any]          # (source, *, seed) -> DatasetSplits
+    load_data: Callable[..., Any]          # (source, *, seed, train_fraction) -> DatasetSplits
     load_teacher: Callable[..., Any]       # (name, weights, *, num_classes) -> nn.Module
     build_student: Callable[..., Any]      # (StudentSpec, teacher) -> nn.Module (untrained)
     profile: Callable[..., Any]            # (model, resolution) -> ModelProfile (parameters, macs)
@@ -28,7 +28,7 @@ class Stages:
     check_budget: Callable[..., Any]       # (measurement, budget_ms, statistic, target) -> (ok, reason)
     train_config: Callable[..., Any]       # (dict) -> TrainConfig
     train: Callable[..., Any]              # (spec, data, teacher, config, *, out_dir, report, resume, progress)
-    export_bundle: Callable[..., Any]      # (checkpoint, out_dir, *, parity_images, latency) -> BundleReport
+    export_bundle: Callable[..., Any]      # (checkpoint, out_dir, *, parity_images, parity_labels, latency)
 
 
 DEFAULT = "edgeskd.search.stages:real_stages"
@@ -52,7 +52,7 @@ def load_stages(path: str = DEFAULT) -> Stages:
 def _measure(model, resolution: int, target, cache):
     from edgeskd.latency import measure_model
 
-    return measure_model(model, resolution, target, cache=cache)
+    return measure_model(model, resolution, target, cache=cache, in_chans=3)
 
 
 def _train_config(values: dict[str, Any]):
@@ -67,16 +67,18 @@ def _train(spec, data, teacher, config, *, out_dir: Path | None, report, resume:
     return train(spec, data, teacher, config, out_dir=out_dir, report=report, resume=resume, progress=progress)
 
 
-def _export_bundle(checkpoint, out_dir, *, parity_images, latency):
+def _export_bundle(checkpoint, out_dir, *, parity_images, parity_labels, latency):
     from edgeskd.export import export_bundle
 
-    return export_bundle(checkpoint, out_dir, parity_images=parity_images, latency=latency)
+    # overwrite: a resumed search re-exports its (possibly re-trained) winner into the same run folder
+    return export_bundle(checkpoint, out_dir, parity_images=parity_images, parity_labels=parity_labels,
+                         latency=latency, overwrite=True)
 
 
-def _load_data(source: str, *, seed: int = 0):
+def _load_data(source: str, *, seed: int = 0, train_fraction: float = 1.0):
     from edgeskd.data import load_dataset
 
-    return load_dataset(source, seed=seed)
+    return load_dataset(source, seed=seed, train_fraction=train_fraction)
 
 
 def _load_teacher(name: str, weights: str | None, *, num_classes: int | None = None):

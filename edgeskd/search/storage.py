@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import os
 import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,14 +83,28 @@ def open_storage(info: StorageInfo):
             return JournalStorage(JournalFileBackend(info.url))
         if info.kind == "sqlite":
             return RDBStorage(info.url)
-        return RDBStorage(info.url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                          failed_trial_callback=requeue_callback,
-                          engine_kwargs={"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}})
+        with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna
+            warnings.simplefilter("ignore")
+            return RDBStorage(_with_driver(info.url), heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                              heartbeat_stale_trial_callback=requeue_callback,
+                              engine_kwargs={"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}})
     except optuna.exceptions.OptunaError as exc:
         raise SearchError(f"cannot open study storage {info.display}: {_mask_message(str(exc), info.url)}") from None
     except Exception as exc:  # driver errors (psycopg2, sqlalchemy) come in many types
         message = _mask_message(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, info.url)
         raise SearchError(f"cannot open study storage {info.display}: {type(exc).__name__}: {message}") from None
+
+
+def _with_driver(url: str) -> str:
+    """Name the PostgreSQL driver that is installed: SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3, while
+    edgeskd's `postgres` extra installs psycopg2."""
+    import importlib.util
+
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None:
+        if importlib.util.find_spec("psycopg2") is None:
+            raise SearchError("PostgreSQL storage needs a driver: pip install 'edgeskd[postgres]' (psycopg2-binary)")
+        return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    return url
 
 
 @contextlib.contextmanager
@@ -144,7 +159,8 @@ def recover_interrupted(study, *, local: bool) -> list[int]:
     else:
         import optuna
 
-        with contextlib.suppress(Exception):  # heartbeat not enabled for this storage
+        with contextlib.suppress(Exception), warnings.catch_warnings():  # heartbeat off for this storage
+            warnings.simplefilter("ignore")
             optuna.storages.fail_stale_trials(study)
         trials = study.get_trials(deepcopy=False)
     # The original number each trial stands for, and which originals are already queued or done again.

@@ -140,8 +140,9 @@ def _final(ctx: SearchContext, trial, show_progress: bool) -> dict[str, Any]:
         "budget_ok": bool(ok), "budget_reason": str(reason), "bundle": None,
     }
     if ok:
-        bundle = stages.export_bundle(result.checkpoint, ctx.run_dir / "bundle", parity_images=_parity_images(ctx),
-                                      latency=measurement)
+        images, labels = _parity_images(ctx)
+        bundle = stages.export_bundle(result.checkpoint, ctx.run_dir / "bundle", parity_images=images,
+                                      parity_labels=labels, latency=measurement)
         record["bundle"] = str(ctx.run_dir / "bundle")
         record["bundle_report"] = _jsonable(bundle)
     return record
@@ -151,7 +152,7 @@ def _parity_images(ctx: SearchContext):
     """A few real test images (raw pixels) for the export's parity gate."""
     test = ctx.data.test if len(ctx.data.test) else ctx.data.val
     n = min(8, len(test))
-    return [test.images[i] for i in range(n)]
+    return [test.images[i] for i in range(n)], [int(test.labels[i]) for i in range(n)]
 
 
 def _scalars(metrics: dict[str, Any] | None) -> dict[str, Any] | None:

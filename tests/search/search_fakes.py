@@ -45,7 +45,7 @@ class _Part(SimpleNamespace):
         return len(self.labels)
 
 
-def _load_data(source: str, *, seed: int = 0):
+def _load_data(source: str, *, seed: int = 0, train_fraction: float = 1.0):
     train = _Part(images=[np.zeros((8, 8), np.uint8)] * 6, labels=np.arange(6) % 3, classes=CLASSES)
     test = _Part(images=[np.zeros((8, 8), np.uint8)] * 3, labels=np.arange(3), classes=CLASSES)
     return SimpleNamespace(train=train, val=test, test=test, unlabelled=None, name=source)
@@ -83,7 +83,7 @@ def _train(spec, data, teacher, config, *, out_dir, report, resume, progress):
                            checkpoint=ckpt, seconds=step_s * epochs)
 
 
-def _export_bundle(checkpoint, out_dir, *, parity_images, latency):
+def _export_bundle(checkpoint, out_dir, *, parity_images, parity_labels, latency):
     _log("export", checkpoint=str(checkpoint))
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     (Path(out_dir) / "manifest.json").write_text(json.dumps({"latency": latency.stats}))
