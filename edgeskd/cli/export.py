@@ -1,7 +1,65 @@
-"""`edgeskd export` (placeholder until the export issue lands)."""
+"""`edgeskd export`: checkpoint -> bundle (ONNX, OpenVINO IR, optionally TensorRT and INT8), every artifact gated on
+parity with PyTorch."""
 
-from edgeskd.cli._common import register_placeholder
+from __future__ import annotations
+
+import argparse
+
+from edgeskd.cli._common import add_json_flag, print_json
 
 
 def register(sub, name, help_text):
-    return register_placeholder(sub, name, help_text, "export issue")
+    parser = sub.add_parser(
+        name, help=help_text, description=help_text,
+        epilog="Example: edgeskd export runs/best/student.safetensors --formats onnx,openvino --out bundle "
+               "--parity-data chest-xray-samples")
+    parser.add_argument("checkpoint", help="student checkpoint (.safetensors written by 'edgeskd train')")
+    parser.add_argument("--out", required=True, help="bundle folder to create (must not exist unless --overwrite)")
+    parser.add_argument("--formats", default="onnx,openvino",
+                        help="comma-separated: onnx, openvino, tensorrt (default onnx,openvino; onnx is always "
+                             "included; tensorrt is skipped with the reason where TensorRT or a GPU is absent)")
+    parser.add_argument("--tensorrt-precision", choices=("fp16", "fp32"), default="fp16",
+                        help="precision of the TensorRT engine (default fp16)")
+    parser.add_argument("--parity-data", metavar="DATASET",
+                        help="real images for the parity check: a built-in dataset name (e.g. chest-xray-samples), "
+                             "an image folder or a MedMNIST .npz (default: seeded random-pixel images)")
+    parser.add_argument("--parity-images", type=int, default=32, metavar="N",
+                        help="at most N images from --parity-data (default 32)")
+    parser.add_argument("--int8", action="store_true",
+                        help="also try ONNX Runtime static INT8; kept only if faster here and within "
+                             "--max-accuracy-drop")
+    parser.add_argument("--max-accuracy-drop", type=float, default=0.01,
+                        help="largest accuracy loss (fraction) INT8 may cost (default 0.01)")
+    parser.add_argument("--latency", metavar="JSON", help="a latency measurement (JSON from 'edgeskd bench --json') "
+                                                          "to record in the manifest")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_json_flag(parser)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from edgeskd.errors import ExportError
+    from edgeskd.export import export_bundle, load_parity_images
+
+    images = load_parity_images(args.parity_data, max_images=args.parity_images) if args.parity_data else None
+    latency = None
+    if args.latency:
+        try:
+            with open(args.latency) as fh:
+                latency = json.load(fh)
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ExportError(f"--latency {args.latency}: cannot read JSON: {exc}") from exc
+        if not isinstance(latency, dict):
+            raise ExportError(f"--latency {args.latency}: expected a JSON object")
+    report = export_bundle(args.checkpoint, args.out, formats=args.formats, parity_images=images, latency=latency,
+                           int8=args.int8, max_accuracy_drop=args.max_accuracy_drop, overwrite=args.overwrite,
+                           tensorrt_precision=args.tensorrt_precision, progress=not (args.no_progress or args.json))
+    if args.json:
+        print_json(report.to_dict())
+    else:
+        print("\n".join(report.lines()))
+    return 0

@@ -334,6 +334,10 @@ def _manifest(ckpt: Checkpoint, files: dict[str, str | None], results: list[Pari
 
 def _publish(tmp: Path, target: Path, overwrite: bool) -> None:
     """Rename the finished folder onto `target`; an old bundle is moved aside first and removed only afterwards."""
+    # Temporary names are created private (0700/0600); a bundle is meant to be read by the service that runs it.
+    tmp.chmod(0o755)
+    for file in tmp.iterdir():
+        file.chmod(0o755 if file.suffix == ".so" else 0o644)
     if not target.exists():
         os.replace(tmp, target)
         return
