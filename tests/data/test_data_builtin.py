@@ -46,7 +46,7 @@ def test_brain_mri_samples_have_four_classes_in_every_split():
     assert all(img.ndim == 3 and img.shape[2] == 3 for img in splits.train.images)
 
 
-def test_sample_sets_reject_unexpected_files(tmp_path, monkeypatch, make_tree):
+def test_sample_sets_reject_unexpected_files(tmp_path, monkeypatch):
     folder = tmp_path / "val"
     folder.mkdir()
     (folder / "NORMAL-1.jpeg").write_bytes(b"")

@@ -101,7 +101,7 @@ def test_not_a_dicom_file(tmp_path):
         read_dicom(path)
 
 
-def _dicom_tree(root, dicom_file, tmp_path):
+def _dicom_tree(root, dicom_file):
     ct, mr = dicom_file("CT_small.dcm"), dicom_file("MR_small.dcm")
     for cls, src in (("ct", ct), ("mr", mr)):
         (root / cls).mkdir(parents=True)
@@ -111,7 +111,7 @@ def _dicom_tree(root, dicom_file, tmp_path):
 
 
 def test_folder_of_dicoms_per_class(dicom_file, tmp_path):
-    root = _dicom_tree(tmp_path / "scans", dicom_file, tmp_path)
+    root = _dicom_tree(tmp_path / "scans", dicom_file)
     splits = load_dataset(root, dicom_window=(40, 400), val_fraction=0.25, test_fraction=0.25)
     assert splits.classes == ["ct", "mr"]
     assert sum(len(p) for _, p in splits.items()) == 8
@@ -121,6 +121,6 @@ def test_folder_of_dicoms_per_class(dicom_file, tmp_path):
 
 def test_mixed_windowed_and_unwindowed_dicoms_are_refused(dicom_file, tmp_path):
     # CT_small has no window in the file (-> uint16), MR_small has one (-> uint8): comparing them is meaningless
-    root = _dicom_tree(tmp_path / "scans", dicom_file, tmp_path)
+    root = _dicom_tree(tmp_path / "scans", dicom_file)
     with pytest.raises(DataError, match=r"mix windowed \(uint8\) and unwindowed \(uint16\)"):
         load_dataset(root)
