@@ -117,12 +117,15 @@ def _plan(teacher_state, student_state, tg: ChannelGraph, sg: ChannelGraph, to_t
         tkey = rename(key, to_teacher)
         if tkey not in tg.tensors:
             raise SelectionError(f"{sg.family}: the student's {key} has no counterpart {tkey} in the teacher; "
-                                 f"the two models are not built alike")
+                                 f"the two models are not built alike (e.g. a downsample or layer one model has and the "
+                                 f"other lacks)")
         tdims = tg.tensors[tkey]
         tdims = _teacher_dims(tdims, to_student)
         if _core(tdims) != _core(dims):
             raise SelectionError(f"{sg.family}: student {key} {_fmt(dims)} and teacher {tkey} {_fmt(tdims)} read or "
-                                 f"write different channel spaces; the two models are not built alike")
+                                 f"write different channel spaces; the two models are not built alike (e.g. a residual connection or "
+                                 f"downsample that one model has and the other lacks, because rounded widths made a "
+                                 f"block's input and output widths equal in one of them)")
         tshape, sshape = teacher_state[tkey].shape, student_state[key].shape
         for d, dim in enumerate(dims):
             if dim is None:
