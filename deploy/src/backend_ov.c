@@ -147,6 +147,19 @@ edgeskd_status backend_ov_open(const manifest *m, const edgeskd_options *opts, b
                "reading the IR", err, err_size)) {
         goto fail;
     }
+    /* Pin the input to the manifest's [1, C, S, S] (exports often leave the batch dynamic): static shapes compile
+     * to faster code, and a model whose fixed dimensions disagree with the manifest fails here. */
+    ov_partial_shape_t pshape = {0};
+    if (!ov_ok(ov_partial_shape_create_static(4, m->input_shape, &pshape), "ov_partial_shape_create_static", err,
+               err_size)) {
+        goto fail;
+    }
+    cs = ov_model_reshape_single_input(s->model, pshape);
+    ov_partial_shape_free(&pshape);
+    if (!ov_ok(cs, "setting the manifest's input shape", err, err_size)) {
+        st = EDGESKD_ERR_MANIFEST;
+        goto fail;
+    }
     if (opts->num_threads > 0) {
         cs = ov_core_compile_model(s->core, s->model, device, 6, &s->compiled, ov_property_key_hint_inference_precision,
                                    "f32", ov_property_key_hint_performance_mode, "LATENCY",
