@@ -50,7 +50,7 @@ def format_table(summary: dict) -> str:
     """Per-class counts with one column per split and a total row."""
     parts = list(summary["splits"])
     classes = summary["classes"]
-    width = max([len("class"), len("total")] + [len(c) for c in classes])
+    width = max([len("images")] + [len(c) for c in classes])
     cols = parts + (["total"] if not summary["multilabel"] else [])
     header = f"{'label' if summary['multilabel'] else 'class':<{width}}  " + "  ".join(f"{p:>10}" for p in cols)
     lines = [header, "-" * len(header)]
