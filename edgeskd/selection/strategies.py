@@ -167,7 +167,8 @@ def parse_strategy(text: str | Strategy) -> Strategy:
 def uniform(teacher: int, student: int, space: SpaceInfo, offset: int = 0) -> torch.Tensor:
     """Evenly spaced indices. Offset 0 is the reference method exactly: arange(S) * (T // S) when T is divisible by
     S, otherwise round(linspace(0, T - 1, S)). Offset k > 0 shifts floor(i * T / S) by k modulo the room left at
-    the end (T / S when divisible), so offsets 0 and 1 pick disjoint sets whenever T >= 2 S."""
+    the end (T / S when divisible), so offsets 0 and 1 pick disjoint sets when S divides T and T >= 2 S (with
+    non-divisible sizes they may share a few indices, since offset 0 follows the reference's linspace)."""
     if offset == 0:
         if teacher % student == 0:
             return torch.arange(student) * (teacher // student)
