@@ -40,6 +40,7 @@ from edgeskd.export.formats import DEFAULT_PRECISIONS, FORMATS, INT8_ARTIFACT, p
 from edgeskd.export.int8 import Int8Decision, ab_latency_ms, decide, quantize_int8
 from edgeskd.export.manifest import BUNDLE_FORMAT, MANIFEST_NAME, SCHEMA_VERSION, model_io, validate_manifest
 from edgeskd.export.onnx import INPUT_NAME, OPSET, OUTPUT_NAME, export_onnx, run_onnx
+from edgeskd.export.openvino import INFERENCE_PRECISION
 from edgeskd.export.parity import TOLERANCES, ParityResult, compare, require
 from edgeskd.export.parity_data import ParityImages, from_arrays, random_images
 from edgeskd.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
@@ -306,7 +307,9 @@ def _manifest(ckpt: Checkpoint, files: dict[str, str | None], results: list[Pari
         "edgeskd_version": __version__,
         "model": {"files": files, **model_io(ckpt.preprocess, ckpt.spec.num_classes, INPUT_NAME, OUTPUT_NAME),
                   "family": family_of(ckpt.model, ckpt.spec.teacher), "student": ckpt.spec.to_dict(),
-                  "onnx_opset": OPSET, **({"tensorrt": extra["tensorrt"]} if "tensorrt" in extra else {})},
+                  "onnx_opset": OPSET, **({"tensorrt": extra["tensorrt"]} if "tensorrt" in extra else {}),
+                  **({"openvino_config": {"INFERENCE_PRECISION_HINT": INFERENCE_PRECISION}}
+                     if files.get("openvino_xml") else {})},
         "preprocess": ckpt.preprocess.to_dict(),
         "labels": list(ckpt.labels),
         "provenance": {"teacher": info.get("teacher", ckpt.spec.teacher),

@@ -59,6 +59,7 @@ def test_manifest_contract(resnet_bundle, xrays):
                                                      max((1 - m) / s for m, s in zip(mean, std))])
     assert model_out == {"name": "logits", "shape": [1, 2],
                          "meaning": "unnormalised class scores; softmax gives probabilities"}
+    assert manifest["model"]["openvino_config"] == {"INFERENCE_PRECISION_HINT": "f32"}
     assert manifest["preprocess"]["size"] == RESOLUTION and manifest["preprocess"]["resize"] == "bilinear-antialias"
     assert manifest["labels"] == LABELS
     assert manifest["provenance"]["teacher"] == "resnet18"
