@@ -155,7 +155,7 @@ def _check_space_against_training(ctx: SearchContext) -> None:
 def _optimize_here(ctx: SearchContext, study, progress) -> None:
     callbacks = [StopAfter(ctx.config.trials)] + ([progress] if progress else [])
     study.optimize(make_objective(ctx), timeout=ctx.config.timeout, callbacks=callbacks, catch=(EdgeskdError,),
-                   gc_after_trial=True)
+                   gc_after_trial=False)
 
 
 def _set_parent_death_signal() -> None:

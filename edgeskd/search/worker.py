@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         deadline = os.environ.get(DEADLINE_ENV)
         timeout = max(0.0, float(deadline) - time.time()) if deadline else None
         study.optimize(make_objective(ctx), timeout=timeout, callbacks=[StopAfter(config.trials)],
-                       catch=(EdgeskdError,), gc_after_trial=True)
+                       catch=(EdgeskdError,), gc_after_trial=False)
     except EdgeskdError as exc:
         print(f"edgeskd search worker {worker}: error: {mask_url(str(exc))}", file=sys.stderr)
         return 2
