@@ -62,3 +62,16 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
     assert json.loads(target.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
     assert len(sha256_file(target)) == 64
+
+
+def test_packaging_lists_every_subpackage_and_ships_profiles():
+    import importlib.resources
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {".".join(p.parent.relative_to(root).parts) for p in (root / "edgeskd").rglob("__init__.py")}
+    assert on_disk | {"edgeskd.profiles"} == listed
+    targets = importlib.resources.files("edgeskd.profiles").joinpath("targets")
+    assert any(entry.name.endswith(".yaml") for entry in targets.iterdir())
