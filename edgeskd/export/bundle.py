@@ -108,17 +108,17 @@ def export_bundle(checkpoint: Checkpoint | str | os.PathLike, out_dir: str | os.
     parity_set = _parity_set(parity_images, parity_labels)
     batch = _preprocess(parity_set, ckpt)
     labels = _labels_for_model(parity_set, ckpt.labels)
-    model = ckpt.model
+    model = _cpu_float32(ckpt.model)
     was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        reference = model(torch.from_numpy(batch)).float().numpy()
 
     steps = 2 + sum(len(_precisions(n, tensorrt_precision)) for n in names if n != "onnx") + int(int8)
     bar = tqdm(total=steps, desc="export", unit="step", disable=not progress, file=sys.stderr)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
+        model.eval()
+        with torch.no_grad():
+            reference = model(torch.from_numpy(batch)).float().numpy()
         results: list[ParityResult] = []
         files: dict[str, str | None] = {"onnx": None, "openvino_xml": None, "openvino_bin": None, "tensorrt": None}
         skipped: list[dict[str, str]] = []
@@ -167,7 +167,7 @@ def export_bundle(checkpoint: Checkpoint | str | os.PathLike, out_dir: str | os.
         _write_npy(tmp / PARITY_BATCH_NAME, batch)
         if labels is not None:
             _write_npy(tmp / PARITY_LABELS_NAME, labels)
-        _copy_checkpoint(ckpt, checkpoint_file, tmp / CHECKPOINT_NAME)
+        _copy_checkpoint(dataclasses.replace(ckpt, model=model), checkpoint_file, tmp / CHECKPOINT_NAME)
         runtime = _copy_c_runtime(tmp)
         manifest = _manifest(ckpt, files, results, skipped, extra, parity_set, batch, labels, latency_record,
                              runtime, tmp)
@@ -182,6 +182,17 @@ def export_bundle(checkpoint: Checkpoint | str | os.PathLike, out_dir: str | os.
         bar.close()
         model.train(was_training)
     return BundleReport(target, manifest, results, skipped, decision)
+
+
+def _cpu_float32(model: torch.nn.Module) -> torch.nn.Module:
+    """The model itself when it is already float32 on the CPU (the export's reference), else a converted copy, so
+    the caller's model is never moved."""
+    tensors = list(model.parameters()) + list(model.buffers())
+    if all(t.device.type == "cpu" and (t.dtype == torch.float32 or not t.is_floating_point()) for t in tensors):
+        return model
+    import copy
+
+    return copy.deepcopy(model).cpu().float()
 
 
 def _precisions(name: str, tensorrt_precision: str) -> tuple[str, ...]:

@@ -77,7 +77,8 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
     if fp16:
-        if not builder.platform_has_fast_fp16:
+        # platform_has_fast_fp16 is deprecated in TensorRT 10 and may disappear; trust it only while it exists.
+        if getattr(builder, "platform_has_fast_fp16", True) is False:
             raise ExportError("FP16 engine requested but this GPU has no fast FP16; build with precision fp32")
         config.set_flag(trt.BuilderFlag.FP16)
     profile = builder.create_optimization_profile()

@@ -185,3 +185,36 @@ def test_bad_arguments_are_named(tmp_path, resnet_checkpoint):
     with pytest.raises(ExportError, match="max_accuracy_drop"):
         export_bundle(resnet_checkpoint, tmp_path / "b", int8=True, max_accuracy_drop=5)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_grayscale_student_and_recorded_latency(tmp_path, xrays):
+    import torch
+
+    from edgeskd.data.preprocess import PreprocessSpec
+    from edgeskd.models import Checkpoint, StudentSpec, build_student
+
+    @dataclasses.dataclass
+    class FakeMeasurement:  # any dataclass or object with to_dict() is recorded as given
+        target: str
+        p95_ms: float
+
+    torch.manual_seed(0)
+    spec = StudentSpec("resnet18", depth=0.5, width=0.5, resolution=RESOLUTION, num_classes=2, in_chans=1)
+    ckpt = Checkpoint(build_student(spec), spec, PreprocessSpec(size=RESOLUTION, channels=1, mean=(0.5,), std=(0.25,)),
+                      LABELS, {})
+    report = export_bundle(ckpt, tmp_path / "bundle", formats="onnx", parity_images=xrays,
+                           latency=FakeMeasurement("ort-cpu", 1.5))
+    model_in = report.manifest["model"]["input"]
+    assert model_in["shape"] == [1, 1, RESOLUTION, RESOLUTION] and model_in["value_range"] == [-2.0, 2.0]
+    assert model_in["channels"].startswith("grayscale")
+    assert report.manifest["latency"] == {"target": "ort-cpu", "p95_ms": 1.5} and report.manifest["latency_note"] is None
+    verify_bundle(tmp_path / "bundle")
+
+
+def test_half_precision_model_is_exported_from_a_float32_copy(tmp_path):
+    ckpt = make_checkpoint(tmp_path / "c.safetensors", FAMILIES["resnet"])
+    ckpt.model.half()
+    report = export_bundle(ckpt, tmp_path / "bundle", formats="onnx")
+    assert next(ckpt.model.parameters()).dtype.is_floating_point and next(ckpt.model.parameters()).itemsize == 2
+    assert report.parity[0].passed
+    verify_bundle(tmp_path / "bundle")
