@@ -1,6 +1,7 @@
 """The foundation: CLI table, doctor, the torchvision shim, atomic writes."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -62,6 +63,7 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
     assert json.loads(target.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
     assert len(sha256_file(target)) == 64
+    assert target.stat().st_mode & 0o044 == 0o044 or os.umask(os.umask(0)) & 0o044  # readable like open() files
 
 
 def test_packaging_lists_every_subpackage_and_ships_profiles():
