@@ -145,11 +145,15 @@ def _check_space_against_training(ctx: SearchContext) -> None:
     values = dict(space.fixed)
     values.update({name: p.values()[0] for name, p in space.train.items()})
     values.update(space.schedule.trial)
-    for a, b in space.strategies:
+    from edgeskd.selection import parse_strategy
+
+    for i, (a, b) in enumerate(space.strategies):
         try:
+            parse_strategy(a)
+            parse_strategy(b)
             ctx.stages.train_config({**values, "strategy_a": a, "strategy_b": b})
         except EdgeskdError as exc:
-            raise SearchError(f"search space {space.source}: {exc}") from exc
+            raise SearchError(f"search space {space.source}: key 'strategies[{i}]': {exc}") from exc
 
 
 def _optimize_here(ctx: SearchContext, study, progress) -> None:
