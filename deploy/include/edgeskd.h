@@ -59,7 +59,7 @@ typedef enum edgeskd_status {
 typedef enum edgeskd_backend {
     EDGESKD_BACKEND_ONNXRUNTIME = 0, /* default: ONNX Runtime's C API, runs model.onnx */
     EDGESKD_BACKEND_OPENVINO = 1,    /* OpenVINO's C API, runs model.xml + model.bin */
-    EDGESKD_BACKEND_TENSORRT = 2     /* TensorRT engine; only in builds with EDGESKD_WITH_TENSORRT */
+    EDGESKD_BACKEND_TENSORRT = 2     /* reserved: not implemented in this version (EDGESKD_ERR_UNSUPPORTED) */
 } edgeskd_backend;
 
 typedef struct edgeskd_options {

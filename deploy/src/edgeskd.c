@@ -57,9 +57,6 @@ int edgeskd_backend_available(edgeskd_backend backend) {
 #ifdef EDGESKD_WITH_OPENVINO
     case EDGESKD_BACKEND_OPENVINO: return 1;
 #endif
-#ifdef EDGESKD_WITH_TENSORRT
-    case EDGESKD_BACKEND_TENSORRT: return 1;
-#endif
     default: return 0;
     }
 }
@@ -82,9 +79,6 @@ static edgeskd_status open_backend(const manifest *mf, const edgeskd_options *op
 #ifdef EDGESKD_WITH_OPENVINO
     case EDGESKD_BACKEND_OPENVINO: return backend_ov_open(mf, opts, be, err, err_size);
 #endif
-#ifdef EDGESKD_WITH_TENSORRT
-    case EDGESKD_BACKEND_TENSORRT: return backend_trt_open(mf, opts, be, err, err_size);
-#endif
     default: break;
     }
     if ((unsigned)opts->backend > (unsigned)EDGESKD_BACKEND_TENSORRT) {
@@ -92,7 +86,7 @@ static edgeskd_status open_backend(const manifest *mf, const edgeskd_options *op
                   (int)opts->backend);
         return EDGESKD_ERR_INVALID_ARGUMENT;
     }
-    set_error(err, err_size, "backend %s is not built into this library (rebuild deploy/ with it enabled)",
+    set_error(err, err_size, "backend %s is not available in this library build",
               backend_name(opts->backend));
     return EDGESKD_ERR_UNSUPPORTED;
 }
@@ -112,7 +106,7 @@ edgeskd_status edgeskd_open(const char *bundle_dir, const edgeskd_options *opts,
     edgeskd_options defaults;
     edgeskd_options_init(&defaults);
     if (opts) {
-        /* Older callers pass a smaller struct: take the fields they know, defaults for the rest. */
+        /* struct_size lets later versions append fields: version-1 callers pass at least the v1 layout. */
         if (opts->struct_size < offsetof(edgeskd_options, device) + sizeof opts->device ||
             opts->struct_size > sizeof(edgeskd_options)) {
             set_error(err, err_size, "edgeskd_open: opts->struct_size is %u; call edgeskd_options_init(&opts) first",

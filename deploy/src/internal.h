@@ -59,9 +59,5 @@ edgeskd_status backend_ort_open(const manifest *m, const edgeskd_options *opts, 
 edgeskd_status backend_ov_open(const manifest *m, const edgeskd_options *opts, backend_impl *out, char *err,
                                size_t err_size);
 #endif
-#ifdef EDGESKD_WITH_TENSORRT
-edgeskd_status backend_trt_open(const manifest *m, const edgeskd_options *opts, backend_impl *out, char *err,
-                                size_t err_size);
-#endif
 
 #endif

@@ -148,3 +148,27 @@ def test_ctypes_errors_name_the_problem(c_build, rgb_bundle, tmp_path):
         with pytest.raises(CRuntimeError, match="EDGESKD_ERR_INVALID_ARGUMENT.*channels is 2"):
             model.classify_pixels(np.zeros((8, 8, 2), np.uint8))
         assert model.input_shape == (1, 3, 64, 64) and model.labels == ["NORMAL", "PNEUMONIA"]
+
+
+def test_install_and_pkg_config(c_build, rgb_bundle, tmp_path):
+    """cmake --install lays out lib/include/bin + edgeskd.pc; a program built from pkg-config's flags runs a bundle."""
+    import shutil
+
+    if shutil.which("pkg-config") is None:
+        pytest.skip("pkg-config is not installed (apt-get install pkg-config)")
+    bundle, _ = rgb_bundle
+    prefix = tmp_path / "prefix"
+    subprocess.run(["cmake", "--install", str(c_build), "--prefix", str(prefix)], check=True, capture_output=True)
+    app = tmp_path / "app.c"
+    app.write_text('#include <edgeskd.h>\n#include <stdio.h>\n'
+                   'int main(int argc, char **argv) {\n  (void)argc; char err[512]; edgeskd_model *m = NULL;\n'
+                   '  if (edgeskd_open(argv[1], NULL, &m, err, sizeof err)) { puts(err); return 1; }\n'
+                   '  const char *label; edgeskd_label(m, 1, &label); printf("%s\\n", label);\n'
+                   '  edgeskd_close(m); return 0;\n}\n')
+    pc = subprocess.run(["pkg-config", "--cflags", "--libs", "edgeskd"], capture_output=True, text=True, check=True,
+                        env={**os.environ, "PKG_CONFIG_PATH": str(next(prefix.rglob("edgeskd.pc")).parent)})
+    lib_dir = next(prefix.rglob("libedgeskd.so")).parent
+    subprocess.run(["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", str(app), "-o", str(tmp_path / "app"),
+                    *pc.stdout.split(), f"-Wl,-rpath,{lib_dir}"], check=True, capture_output=True)
+    run = subprocess.run([str(tmp_path / "app"), str(bundle)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and run.stdout.strip() == "PNEUMONIA", run.stdout + run.stderr
