@@ -57,7 +57,8 @@ def _family(teacher: nn.Module, student: nn.Module) -> str:
     except ModelError as exc:
         raise SelectionError(str(exc)) from exc
     if t != s:
-        raise SelectionError(f"teacher is a {t} model and student a {s} model; weight selection needs one family")
+        raise SelectionError(f"the teacher is of the {t!r} family and the student of the {s!r} family; weight "
+                             f"selection needs both in one family")
     return t
 
 
