@@ -118,10 +118,16 @@ def _resnet_student(name: str, teacher: nn.Module, depth: float, width: float, a
     channels = [stage[0].conv1.out_channels if expansion == 1 else stage[-1].conv3.out_channels // expansion
                 for stage in stages]
     # timm's stem_width: a plain 7x7 stem ignores it (always 64 wide); a deep stem's middle conv is stem_width wide
-    stem = teacher.conv1.out_channels if isinstance(teacher.conv1, nn.Conv2d) else teacher.conv1[3].out_channels
+    plain_stem = isinstance(teacher.conv1, nn.Conv2d)
+    stem = teacher.conv1.out_channels if plain_stem else teacher.conv1[3].out_channels
+    student_channels = [_scaled(c, width) for c in channels]
+    if plain_stem and expansion == 1 and channels[0] == stem:
+        # timm fixes a plain stem at 64 channels; a narrower first stage would need a projection shortcut that the
+        # teacher's first stage does not have, so that stage keeps the stem's width.
+        student_channels[0] = stem
     kwargs = dict(
         layers=tuple(_depth(n, depth) for n in layers),
-        channels=tuple(_scaled(c, width) for c in channels),
+        channels=tuple(student_channels),
         stem_width=_scaled(stem, width),
     )
     kwargs.update(arch)
@@ -160,5 +166,14 @@ def _effnet_student(name: str, teacher: nn.Module, depth: float, width: float, a
     kwargs = dict(channel_multiplier=base_channels * width, depth_multiplier=base_depth * depth)
     kwargs.update(arch)
     # timm's generators take `variant` for the default config only; the architecture comes from the multipliers.
-    return generator(name, pretrained=False, **kwargs, **common)
+    student = generator(name, pretrained=False, **kwargs, **common)
+    # Channel rounding can make a block's input and output widths equal in the student but not in the teacher (or
+    # the reverse), which adds or removes a residual connection: then the student is no longer a reduced teacher.
+    for s_idx, (t_stage, s_stage) in enumerate(zip(teacher.blocks, student.blocks)):
+        for b_idx, (t_block, s_block) in enumerate(zip(t_stage, s_stage)):
+            if getattr(t_block, "has_skip", None) != getattr(s_block, "has_skip", None):
+                raise ModelError(
+                    f"width {width} gives {name} block {s_idx}.{b_idx} a residual connection structure the teacher "
+                    f"does not have (channel rounding); choose another width, e.g. 0.5")
+    return student
 

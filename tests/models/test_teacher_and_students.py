@@ -85,3 +85,18 @@ def test_unknown_family_is_refused():
 def test_bad_multiplier_is_refused():
     with pytest.raises(ModelError, match="depth"):
         StudentSpec("resnet18", depth=1.5)
+
+
+def test_plain_stem_resnet_student_is_selectable():
+    # timm's plain stem is fixed at 64 channels: the factory keeps stage 1 that wide so no extra shortcut appears
+    from edgeskd.selection import select_weights
+
+    student = build_student(StudentSpec("resnet18", depth=0.5, width=0.5, resolution=64, num_classes=3))
+    assert student.layer1[0].downsample is None
+    assert student.layer2[0].conv1.out_channels == 64  # 128 * 0.5
+    select_weights(create_model("resnet18"), student, "uniform+first")
+
+
+def test_width_that_changes_residual_structure_is_refused():
+    with pytest.raises(ModelError, match="residual connection"):
+        build_student(StudentSpec("efficientnet_b0", depth=0.5, width=0.25, resolution=64, num_classes=3))
