@@ -77,3 +77,12 @@ def test_packaging_lists_every_subpackage_and_ships_profiles():
     assert on_disk | {"edgeskd.profiles"} == listed
     targets = importlib.resources.files("edgeskd.profiles").joinpath("targets")
     assert any(entry.name.endswith(".yaml") for entry in targets.iterdir())
+
+
+def test_public_surface_resolves():
+    import edgeskd
+
+    for name in edgeskd.__all__:
+        assert getattr(edgeskd, name) is not None, name
+    with pytest.raises(AttributeError):
+        edgeskd.no_such_name  # noqa: B018
