@@ -52,6 +52,8 @@ VARIANTS: dict[str, dict] = {
     "skd-T4": {"temperature": 4.0},                             # temperature
     "skd-lam0.5": {"kd_weight": 0.5},                           # KD weight
     "skd-m0.999": {"ema_momentum": 0.999},                      # EMA momentum
+    "skd-zerohead": {"head_init": "zero"},                      # uniform first predictions (no early KD noise)
+    "skd-zerohead-unl": {"head_init": "zero", "use_unlabelled": True},
 }
 
 
@@ -92,6 +94,9 @@ def jobs(phase: str, variants: list[str]) -> list[dict]:
         out = main[0.01] + jobs("explore", variants) + main[0.1]
     elif phase == "explore":     # every SKD variant at 1%, seed 0
         out = [{"fraction": 0.01, "seed": 0, "name": name} for name in VARIANTS]
+    elif phase == "zerohead":    # the zero-initialised head, for single-ws and SKD, 1%
+        out = [{"fraction": 0.01, "seed": s, "name": n} for s in SEEDS
+               for n in ("single-ws-zerohead", "skd-zerohead")]
     elif phase == "confirm":     # chosen variants on all seeds and both fractions
         out = [{"fraction": f, "seed": s, "name": n} for f in (0.01, 0.1) for n in variants for s in SEEDS]
     elif phase == "long":        # schedule length: 2x epochs at 1% for single-ws and chosen variants
@@ -129,8 +134,10 @@ def config_for(job: dict):
     skd, ft = SCHEDULES[job["fraction"]]
     scale = job.get("epochs_scale", 1)
     base = dict(epochs_skd=skd * scale, epochs_finetune=ft * scale, seed=job["seed"],
-                teacher_epochs=10 if job["fraction"] < 0.1 else 3, val_every=VAL_EVERY[job["fraction"]])
+                teacher_epochs=10 if job["fraction"] < 0.1 else 1, val_every=VAL_EVERY[job["fraction"]])
     name = job["name"]
+    if name == "single-ws-zerohead":
+        return TrainConfig(method="single-ws", head_init="zero", **base)
     if name in VARIANTS:
         return TrainConfig(method="dual-skd", **base, **VARIANTS[name])
     return TrainConfig(method=name, **base)
@@ -144,7 +151,8 @@ def run(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     index, count = (int(v) for v in args.worker.split("/"))
     todo = [j for i, j in enumerate(jobs(args.phase, args.variants.split(",") if args.variants else []))
-            if i % count == index and (not args.only or j["name"] in args.only.split(","))]
+            if i % count == index and (not args.only or j["name"] in args.only.split(","))
+            and (not args.fractions or str(j["fraction"]) in args.fractions.split(","))]
     teacher = load_teacher("tf_efficientnet_lite0")
     spec = StudentSpec("tf_efficientnet_lite0", 0.5, 0.5, RES, num_classes=10)
     splits: dict[float, object] = {}
@@ -226,10 +234,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("run")
-    p.add_argument("--phase", default="main", choices=["all", "main", "explore", "confirm", "long", "full"])
+    p.add_argument("--phase", default="main", choices=["all", "zerohead", "main", "explore", "confirm", "long", "full"])
     p.add_argument("--variants", default="", help="comma-separated VARIANTS names for confirm/long/full")
     p.add_argument("--worker", default="0/1", help="i/n: run every n-th job starting at i")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--fractions", default="", help="comma-separated labelled fractions to run, e.g. 0.1")
     p.add_argument("--only", default="", help="comma-separated job names to run (others are left for later)")
     p.set_defaults(func=run)
     r = sub.add_parser("report")

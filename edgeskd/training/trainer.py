@@ -190,6 +190,10 @@ class _Run:
 
     def _initialise(self) -> None:
         cfg = self.config
+        if cfg.head_init == "zero":
+            with torch.no_grad():
+                for p in self.a.get_classifier().parameters():
+                    p.zero_()
         if cfg.method in ("single-ws", "classic-kd"):
             from edgeskd.selection import apply_selection, select_weights
 
@@ -200,6 +204,10 @@ class _Run:
             from edgeskd.selection import apply_selection, select_dual
 
             self.b = build_student(self.spec, self.teacher)
+            if cfg.head_init == "zero":
+                with torch.no_grad():
+                    for p in self.b.get_classifier().parameters():
+                        p.zero_()
             dual = select_dual(self.teacher, self.a, strategy_a=cfg.strategy_a, strategy_b=cfg.strategy_b)
             apply_selection(self.a, dual.a)
             apply_selection(self.b, dual.b)

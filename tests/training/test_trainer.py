@@ -148,3 +148,19 @@ def test_early_stopping_and_report_hook(digits_splits, tiny_spec, lite0_teacher,
 def test_resume_needs_a_state(digits_splits, tiny_spec, lite0_teacher, fast_config, tmp_path):
     with pytest.raises(TrainingError, match="no training state"):
         train(tiny_spec, digits_splits, lite0_teacher, fast_config(), out_dir=tmp_path, resume=True, progress=False)
+
+
+def test_zero_head_makes_first_predictions_uniform(digits_splits, tiny_spec, lite0_teacher, fast_config):
+    from edgeskd.data import to_tensors
+    from edgeskd.data.preprocess import PreprocessSpec
+    from edgeskd.training.trainer import _Run, _tensors
+
+    pre = PreprocessSpec.for_model(lite0_teacher, size=32)
+    d = _tensors(digits_splits.train, pre)
+    run = _Run(tiny_spec, lite0_teacher, fast_config(method="dual-skd", head_init="zero"), d, d, None, None, False)
+    x, _ = to_tensors(digits_splits.val, pre)
+    for model in (run.a.eval(), run.b.eval()):
+        probs = torch.softmax(model(x[:8]), dim=1)
+        assert torch.allclose(probs, torch.full_like(probs, 0.25))
+    # the backbone still carries the selected teacher weights (not zeroed)
+    assert any(v.abs().sum() > 0 for k, v in run.a.state_dict().items() if k.startswith("conv_stem"))
