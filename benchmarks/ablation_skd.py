@@ -94,6 +94,10 @@ def jobs(phase: str, variants: list[str]) -> list[dict]:
         out = main[0.01] + jobs("explore", variants) + main[0.1]
     elif phase == "explore":     # every SKD variant at 1%, seed 0
         out = [{"fraction": 0.01, "seed": 0, "name": name} for name in VARIANTS]
+    elif phase == "zh":          # everything again with the zero-initialised head (head_init="zero")
+        out = [dict(j, head="zero") for j in main[0.01] + main[0.1]]
+        out += [{"fraction": 0.01, "seed": 0, "name": n, "head": "zero"}
+                for n in ("skd-unl", "skd-lam0.5", "skd-T4", "skd-copy-a", "skd-m0.999")]
     elif phase == "zerohead":    # the zero-initialised head, for single-ws and SKD, 1%
         out = [{"fraction": 0.01, "seed": s, "name": n} for s in SEEDS
                for n in ("single-ws-zerohead", "skd-zerohead")]
@@ -109,14 +113,21 @@ def jobs(phase: str, variants: list[str]) -> list[dict]:
     return out
 
 
+# the first zero-head runs had their own names; they are the same jobs as single-ws / skd-default with head "zero"
+ALIASES = {"single-ws-zerohead": "single-ws", "skd-zerohead": "skd-default"}
+
+
 def job_key(job: dict) -> str:
-    return f"{job['fraction']}/{job['name']}/{job['seed']}/x{job.get('epochs_scale', 1)}"
+    name, head = job["name"], job.get("head", "timm")
+    if name in ALIASES:
+        name, head = ALIASES[name], "zero"
+    return f"{job['fraction']}/{name}/{job['seed']}/x{job.get('epochs_scale', 1)}" + ("/zh" if head == "zero" else "")
 
 
 def done_keys() -> set[str]:
     if not RUNS.exists():
         return set()
-    return {json.loads(line)["key"] for line in RUNS.read_text().splitlines() if line.strip()}
+    return {job_key(json.loads(line)) for line in RUNS.read_text().splitlines() if line.strip()}
 
 
 def append_result(record: dict) -> None:
@@ -136,10 +147,10 @@ def config_for(job: dict):
     base = dict(epochs_skd=skd * scale, epochs_finetune=ft * scale, seed=job["seed"],
                 teacher_epochs=10 if job["fraction"] < 0.1 else 1, val_every=VAL_EVERY[job["fraction"]])
     name = job["name"]
-    if name == "single-ws-zerohead":
-        return TrainConfig(method="single-ws", head_init="zero", **base)
+    base["head_init"] = "zero" if job.get("head") == "zero" or name in ALIASES else "timm"
+    name = ALIASES.get(name, name)
     if name in VARIANTS:
-        return TrainConfig(method="dual-skd", **base, **VARIANTS[name])
+        return TrainConfig(method="dual-skd", **{**base, **VARIANTS[name]})
     return TrainConfig(method=name, **base)
 
 
@@ -193,11 +204,14 @@ def report(args: argparse.Namespace) -> str:
     records = [json.loads(line) for line in RUNS.read_text().splitlines() if line.strip()] if RUNS.exists() else []
     groups: dict[tuple, list[dict]] = {}
     for r in records:
-        groups.setdefault((r["fraction"], r.get("epochs_scale", 1), r["name"]), []).append(r)
-    lines = ["| labels | epochs (skd+ft) | configuration | n seeds | test accuracy mean ± std | balanced acc | "
-             "macro-F1 | ECE | accuracy per seed | s/run |", "|---|---|---|---|---|---|---|---|---|---|"]
+        head = r["config"].get("head_init", "timm")
+        groups.setdefault((r["fraction"], r.get("epochs_scale", 1), head, ALIASES.get(r["name"], r["name"])),
+                          []).append(r)
+    lines = ["| labels | epochs (skd+ft) | head init | configuration | n seeds | test accuracy mean ± std | balanced acc | "
+             "macro-F1 | ECE | accuracy per seed | s/run |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     summary = []
-    for (fraction, scale, name), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], _order(kv[0][2]))):
+    for (fraction, scale, head, name), rs in sorted(groups.items(),
+                                                    key=lambda kv: (kv[0][0], kv[0][1], kv[0][2], _order(kv[0][3]))):
         rs = sorted(rs, key=lambda r: r["seed"])
         acc = [r["test"]["accuracy"] for r in rs]
         mean = statistics.fmean(acc)
@@ -207,10 +221,10 @@ def report(args: argparse.Namespace) -> str:
         f1 = statistics.fmean(r["test"]["macro_f1"] for r in rs)
         ece = statistics.fmean(r["test"]["ece"] for r in rs)
         secs = statistics.fmean(r["seconds"] for r in rs)
-        lines.append(f"| {fraction:.0%} ({rs[0]['n_train']}) | {skd}+{ft} | {name} | {len(rs)} | {mean:.3f} ± {std:.3f} | "
+        lines.append(f"| {fraction:.0%} ({rs[0]['n_train']}) | {skd}+{ft} | {head} | {name} | {len(rs)} | {mean:.3f} ± {std:.3f} | "
                      f"{bal:.3f} | {f1:.3f} | {ece:.3f} | {', '.join(f'{a:.3f}' for a in acc)} (seeds "
                      f"{','.join(str(r['seed']) for r in rs)}) | {secs:.0f} |")
-        summary.append({"fraction": fraction, "epochs_scale": scale, "name": name, "n": len(rs),
+        summary.append({"fraction": fraction, "epochs_scale": scale, "head_init": head, "name": name, "n": len(rs),
                         "seeds": [r["seed"] for r in rs], "accuracy": acc, "mean": mean, "std": std,
                         "overrides": VARIANTS.get(name, {}), "epochs": [skd, ft]})
     table = "\n".join(lines)
@@ -234,7 +248,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("run")
-    p.add_argument("--phase", default="main", choices=["all", "zerohead", "main", "explore", "confirm", "long", "full"])
+    p.add_argument("--phase", default="main", choices=["all", "zh", "zerohead", "main", "explore", "confirm", "long", "full"])
     p.add_argument("--variants", default="", help="comma-separated VARIANTS names for confirm/long/full")
     p.add_argument("--worker", default="0/1", help="i/n: run every n-th job starting at i")
     p.add_argument("--threads", type=int, default=1)

@@ -8,7 +8,7 @@ from edgeskd.cli._common import add_json_flag, print_json
 
 # TrainConfig fields exposed as --flags (others through --config FILE.json)
 _FLAGS = ("epochs_skd", "epochs_finetune", "lr", "finetune_lr_scale", "weight_decay", "batch_size", "temperature",
-          "kd_weight", "kd_ramp", "ema_momentum", "b_init", "b_probe_epochs", "label_smoothing", "augment",
+          "kd_weight", "kd_ramp", "ema_momentum", "head_init", "b_init", "b_probe_epochs", "label_smoothing", "augment",
           "unlabelled_ratio", "teacher_epochs", "patience", "monitor", "strategy_a", "strategy_b")
 
 
