@@ -14,12 +14,9 @@ import onnxruntime as ort
 from edgeskd.data import load_dataset, preprocess_batch
 from edgeskd.data.preprocess import PreprocessSpec
 from edgeskd.search import SearchConfig, run_search
-from edgeskd.search.config import space_digest
-from edgeskd.search.space import resolve_space
 
-space = str(resolve_space("demo"))
 summary = run_search(SearchConfig(data="chest-xray-samples", teacher="tf_efficientnet_lite0", target="ort-cpu",
-                                  latency_ms=20, trials=4, space=space, space_sha256=space_digest(space),
+                                  latency_ms=20, trials=4, space="demo",
                                   study="example", run_dir=str(Path("runs/example-search").resolve())))
 winner = summary["winner"]
 print(f"winner: trial {winner['trial']}, p95 {winner['latency_ms']['p95']:.2f} ms, bundle {winner['bundle']}")

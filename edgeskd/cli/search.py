@@ -52,10 +52,7 @@ def register(sub, name, help_text):
 
 
 def build_config(args: argparse.Namespace):
-    from pathlib import Path
-
-    from edgeskd.search.config import DEMO_DATA, DEMO_TEACHER, SearchConfig, default_study_name, space_digest
-    from edgeskd.search.space import resolve_space
+    from edgeskd.search.config import DEMO_DATA, DEMO_TEACHER, SearchConfig
 
     demo = args.data is None
     config = SearchConfig(data=args.data or DEMO_DATA, teacher=args.teacher or DEMO_TEACHER,
@@ -66,15 +63,10 @@ def build_config(args: argparse.Namespace):
         config.trials = DEMO_TRIALS if demo else DEFAULT_TRIALS
     if args.stages:
         config.stages = args.stages
-    space = args.space or ("demo" if demo and args.teacher is None else None)
-    if space is None:
-        from edgeskd.models import family_of, teacher_architecture
-
-        space = family_of(teacher_architecture(config.teacher), config.teacher)
-    config.space = str(resolve_space(space).resolve())
-    config.space_sha256 = space_digest(config.space)
-    config.study = args.study or default_study_name(config)
-    config.run_dir = str((Path(args.run_dir) if args.run_dir else Path("runs") / config.study).resolve())
+    config.space = args.space or ("demo" if demo and args.teacher is None else "")
+    config.study = args.study or ""
+    config.run_dir = args.run_dir or ""
+    return config.resolve()
     return config
 
 

@@ -70,6 +70,25 @@ class SearchConfig:
     def identity(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in IDENTITY}
 
+    def resolve(self) -> SearchConfig:
+        """Fill what was left empty: the space (the teacher family's, or 'demo' for the demo) as an absolute path
+        with its digest, the study name and the run folder. Idempotent; run_search calls it."""
+        from edgeskd.search.space import resolve_space
+
+        if not self.space:
+            if self.demo:
+                self.space = "demo"
+            else:
+                from edgeskd.models import family_of, teacher_architecture
+
+                self.space = family_of(teacher_architecture(self.teacher), self.teacher)
+        if not self.space_sha256:
+            self.space = str(resolve_space(self.space).resolve())
+            self.space_sha256 = space_digest(self.space)
+        self.study = self.study or default_study_name(self)
+        self.run_dir = str(Path(self.run_dir or Path("runs") / self.study).resolve())
+        return self
+
 
 def default_study_name(config: SearchConfig) -> str:
     """Deterministic, so running the same command again finds (and resumes) the same study."""

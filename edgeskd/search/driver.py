@@ -106,6 +106,7 @@ def run_search(config: SearchConfig, *, storage_url: str | None = None, stages: 
 
     if config.trials is None and config.timeout is None:
         raise SearchError("give the search a budget: --trials N and/or --timeout SECONDS")
+    config.resolve()
     run_dir = Path(config.run_dir)
     info = resolve_storage(storage_url, run_dir, config.workers)
     config.storage_display = info.display
