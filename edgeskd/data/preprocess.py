@@ -76,31 +76,37 @@ class PreprocessSpec:
         return cls(size=side, channels=channels, mean=mean, std=std)
 
 
-def to_float_chw(image: np.ndarray, channels: int) -> torch.Tensor:
-    """Steps 1-2: one raw image (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), uint8 or uint16, to float (C, H, W)."""
-    if image.dtype == np.uint8:
+def to_float_nchw(raw: np.ndarray, channels: int, *, replicate_gray: bool = True) -> torch.Tensor:
+    """Steps 1-2 for a stack of same-shape images (N, H, W[, 1|3|4]), uint8 or uint16 -> float (N, C, H, W).
+
+    With replicate_gray=False a grayscale stack stays one channel (the caller broadcasts it to 3 later, e.g. in the
+    normalisation after a cheaper one-channel resize; the result is the same)."""
+    if raw.dtype == np.uint8:
         scale = 255.0
-    elif image.dtype == np.uint16:
+    elif raw.dtype == np.uint16:
         scale = 65535.0
     else:
-        raise DataError(f"images must be uint8 or uint16 pixel arrays; got dtype {image.dtype}")
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[:, :, 0]
-    if image.ndim == 3 and image.shape[2] == 4:
-        image = image[:, :, :3]
-    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
-        raise DataError(f"image array must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got shape {image.shape}")
-    x = torch.from_numpy(np.ascontiguousarray(image).astype(np.float32) / scale)
-    if x.ndim == 2:
-        x = x.unsqueeze(0)
-        if channels == 3:
-            x = x.expand(3, -1, -1)
-    else:
-        x = x.permute(2, 0, 1)
-        if channels == 1:
-            weights = torch.tensor(LUMA_WEIGHTS, dtype=torch.float32).view(3, 1, 1)
-            x = (x * weights).sum(0, keepdim=True)
+        raise DataError(f"images must be uint8 or uint16 pixel arrays; got dtype {raw.dtype}")
+    if raw.ndim == 4 and raw.shape[3] == 1:
+        raw = raw[..., 0]
+    if raw.ndim == 4 and raw.shape[3] == 4:
+        raw = raw[..., :3]  # alpha is dropped
+    if raw.ndim not in (3, 4) or (raw.ndim == 4 and raw.shape[3] != 3):
+        raise DataError(f"image array must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got shape {raw.shape[1:]}")
+    x = torch.from_numpy(np.ascontiguousarray(raw).astype(np.float32) / scale)
+    if x.ndim == 3:
+        x = x.unsqueeze(1)
+        return x.expand(-1, 3, -1, -1) if channels == 3 and replicate_gray else x
+    x = x.permute(0, 3, 1, 2)
+    if channels == 1:
+        weights = torch.tensor(LUMA_WEIGHTS, dtype=torch.float32).view(1, 3, 1, 1)
+        x = (x * weights).sum(1, keepdim=True)
     return x
+
+
+def to_float_chw(image: np.ndarray, channels: int) -> torch.Tensor:
+    """Steps 1-2 for one raw image (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) -> float (C, H, W)."""
+    return to_float_nchw(np.asarray(image)[None], channels)[0]
 
 
 def preprocess(image: np.ndarray, spec: PreprocessSpec) -> torch.Tensor:

@@ -14,8 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from edgeskd.data.dataset import ImageSet
-from edgeskd.data.preprocess import LUMA_WEIGHTS, PreprocessSpec
-from edgeskd.errors import DataError
+from edgeskd.data.preprocess import PreprocessSpec, to_float_nchw
 
 _CHUNK_BYTES = 64 << 20  # float32 input per interpolate call; bounds peak memory
 
@@ -36,31 +35,6 @@ def _batch(images: ImageSet, idx: np.ndarray) -> np.ndarray:
     return np.stack([images.images[i] for i in idx])
 
 
-def _to_float_nchw(raw: np.ndarray, channels: int) -> torch.Tensor:
-    """Steps 1-2 of the pipeline for a stack (N, H, W[, C]) -> (N, C', H, W). Grayscale stays one channel here even
-    for a 3-channel model: the normalisation broadcasts it to 3 after the resize."""
-    if raw.dtype == np.uint8:
-        scale = 255.0
-    elif raw.dtype == np.uint16:
-        scale = 65535.0
-    else:
-        raise DataError(f"images must be uint8 or uint16 pixel arrays; got dtype {raw.dtype}")
-    if raw.ndim == 4 and raw.shape[3] == 1:
-        raw = raw[..., 0]
-    if raw.ndim == 4 and raw.shape[3] == 4:
-        raw = raw[..., :3]
-    if raw.ndim not in (3, 4) or (raw.ndim == 4 and raw.shape[3] != 3):
-        raise DataError(f"image array must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got shape {raw.shape[1:]}")
-    x = torch.from_numpy(np.ascontiguousarray(raw).astype(np.float32) / scale)
-    if x.ndim == 3:
-        return x.unsqueeze(1)
-    x = x.permute(0, 3, 1, 2)
-    if channels == 1:
-        weights = torch.tensor(LUMA_WEIGHTS, dtype=torch.float32).view(1, 3, 1, 1)
-        x = (x * weights).sum(1, keepdim=True)
-    return x
-
-
 def to_tensors(images: ImageSet, spec: PreprocessSpec, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Preprocess every image once -> (x float32 [N, C, S, S], y). y is int64 (N,) class indices, or float32 (N, L)
     0/1 targets for a multi-label set (what BCE-with-logits takes)."""
@@ -77,7 +51,7 @@ def to_tensors(images: ImageSet, spec: PreprocessSpec, progress: bool = False) -
             step = max(1, _CHUNK_BYTES // per_image)
             for start in range(0, len(group), step):
                 idx = group[start:start + step]
-                batch = _to_float_nchw(_batch(images, idx), spec.channels)
+                batch = to_float_nchw(_batch(images, idx), spec.channels, replicate_gray=False)
                 if batch.shape[-2:] != (size, size):
                     batch = F.interpolate(batch, size=(size, size), mode="bilinear", align_corners=False,
                                           antialias=True)
