@@ -102,10 +102,11 @@ def jobs(phase: str, variants: list[str]) -> list[dict]:
         out = [{"fraction": 0.01, "seed": s, "name": n} for s in SEEDS
                for n in ("single-ws-zerohead", "skd-zerohead")]
     elif phase == "confirm":     # chosen variants on all seeds and both fractions
-        out = [{"fraction": f, "seed": s, "name": n} for f in (0.01, 0.1) for n in variants for s in SEEDS]
-    elif phase == "long":        # schedule length: 2x epochs at 1% for single-ws and chosen variants
-        out = [{"fraction": 0.01, "seed": s, "name": n, "epochs_scale": 2} for n in ("single-ws", *variants)
+        out = [{"fraction": f, "seed": s, "name": n, "head": "zero"} for f in (0.01, 0.1) for n in variants
                for s in SEEDS]
+    elif phase == "long":        # schedule length: 2x epochs at 1% for single-ws and chosen variants (zero head)
+        out = [{"fraction": 0.01, "seed": s, "name": n, "epochs_scale": 2, "head": "zero"}
+               for s in SEEDS for n in ("single-ws", *variants)]
     elif phase == "full":        # 100% of the labels, 2 epochs, 1 seed (what the machine allows)
         out = [{"fraction": 1.0, "seed": 0, "name": n} for n in ("random-init", "single-ws", *variants)]
     else:
@@ -203,7 +204,10 @@ def run(args: argparse.Namespace) -> None:
 def report(args: argparse.Namespace) -> str:
     records = [json.loads(line) for line in RUNS.read_text().splitlines() if line.strip()] if RUNS.exists() else []
     groups: dict[tuple, list[dict]] = {}
-    for r in records:
+    unique: dict[str, dict] = {}
+    for r in records:  # the same job run twice (two workers) counts once; runs are deterministic
+        unique.setdefault(job_key(r), r)
+    for r in unique.values():
         head = r["config"].get("head_init", "timm")
         groups.setdefault((r["fraction"], r.get("epochs_scale", 1), head, ALIASES.get(r["name"], r["name"])),
                           []).append(r)
