@@ -4,11 +4,23 @@ Public surface: TrainConfig, METHODS, train, TrainResult, evaluate, compare_meth
 classification_metrics, finetune_teacher. See docs/training.md.
 """
 
-from edgeskd.training.compare import compare_methods, format_table, summarise
-from edgeskd.training.config import METHODS, TrainConfig
-from edgeskd.training.evaluate import evaluate, evaluate_tensors
-from edgeskd.training.metrics import classification_metrics
-from edgeskd.training.trainer import TrainResult, check_compatible, finetune_teacher, train
+import importlib
+from typing import Any
+
+# Loaded lazily: the CLI reads TrainConfig's defaults for --help without importing torch and timm.
+_WHERE = {
+    "compare_methods": "compare", "format_table": "compare", "summarise": "compare",
+    "METHODS": "config", "TrainConfig": "config",
+    "evaluate": "evaluate", "evaluate_tensors": "evaluate",
+    "classification_metrics": "metrics",
+    "TrainResult": "trainer", "check_compatible": "trainer", "finetune_teacher": "trainer", "train": "trainer",
+}
 
 __all__ = ["METHODS", "TrainConfig", "TrainResult", "train", "evaluate", "evaluate_tensors", "compare_methods",
            "summarise", "format_table", "classification_metrics", "finetune_teacher", "check_compatible"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'edgeskd.training' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"edgeskd.training.{_WHERE[name]}"), name)
