@@ -11,7 +11,7 @@ from typing import Any
 _WHERE = {
     "compare_methods": "compare", "format_table": "compare", "summarise": "compare",
     "METHODS": "config", "TrainConfig": "config",
-    "evaluate": "evaluate", "evaluate_tensors": "evaluate",
+    "evaluate": "evaluation", "evaluate_tensors": "evaluation",
     "classification_metrics": "metrics",
     "TrainResult": "trainer", "check_compatible": "trainer", "finetune_teacher": "trainer", "train": "trainer",
 }

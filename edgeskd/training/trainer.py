@@ -34,7 +34,7 @@ from edgeskd.errors import ModelError, TrainingError
 from edgeskd.models import Checkpoint, StudentSpec, build_student, create_model, family_of, save_checkpoint
 from edgeskd.training.augment import augment_batch
 from edgeskd.training.config import TrainConfig
-from edgeskd.training.evaluate import evaluate_tensors, primary_metric
+from edgeskd.training.evaluation import evaluate_tensors, primary_metric
 from edgeskd.training.losses import distillation_loss, supervised_loss
 
 STATE_FILE = "state.safetensors"
