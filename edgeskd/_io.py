@@ -79,3 +79,29 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def save_tensors(path: str | os.PathLike, tensors: dict[str, Any], metadata: dict[str, str] | None = None) -> Path:
+    """Write a safetensors file atomically (tensors made contiguous; metadata is the str->str header)."""
+    from safetensors.torch import save_file
+
+    contiguous = {k: v.detach().contiguous() for k, v in tensors.items()}
+    with atomic_path(path, suffix=".safetensors") as tmp:
+        save_file(contiguous, str(tmp), metadata=metadata)
+    return Path(path)
+
+
+def load_tensors(path: str | os.PathLike, error: type[Exception], what: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """(tensors, header metadata) of a safetensors file; no pickle. Failures raise `error` naming `what` and the file."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{what} {path} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            metadata = fh.metadata() or {}
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    except Exception as exc:  # safetensors raises its own error types for corrupt or foreign files
+        raise error(f"cannot read {what} {path}: {exc}") from exc
+    return tensors, metadata

@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 import torch.nn as nn
 
-from edgeskd._io import atomic_path
+from edgeskd._io import load_tensors, save_tensors
 from edgeskd.data.preprocess import PreprocessSpec
 from edgeskd.errors import ModelError
 from edgeskd.models.students import StudentSpec, build_student
@@ -34,9 +33,7 @@ class Checkpoint:
 
 
 def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> Path:
-    """Write atomically; tensors are made contiguous and detached copies."""
-    from safetensors.torch import save_file
-
+    """Write atomically."""
     if len(ckpt.labels) != ckpt.spec.num_classes:
         raise ModelError(f"{len(ckpt.labels)} labels for a {ckpt.spec.num_classes}-class model")
     meta = {
@@ -46,25 +43,11 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> Path:
         "labels": json.dumps(ckpt.labels),
         "info": json.dumps(ckpt.info, default=str),
     }
-    tensors = {k: v.detach().contiguous().clone() for k, v in ckpt.model.state_dict().items()}
-    with atomic_path(path, suffix=".safetensors") as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
-    return Path(path)
+    return save_tensors(path, ckpt.model.state_dict(), meta)
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"checkpoint {path} does not exist")
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-        state = load_file(str(path))
-    except Exception as exc:
-        raise ModelError(f"cannot read checkpoint {path}: {exc}") from exc
+    state, meta = load_tensors(path, ModelError, "checkpoint")
     if meta.get("format") != FORMAT:
         raise ModelError(f"{path} is not an edgeskd checkpoint (format {meta.get('format')!r}, expected {FORMAT!r}); "
                          f"plain weight files go to --teacher-weights")
@@ -74,6 +57,3 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     return Checkpoint(model.eval(), spec, PreprocessSpec.from_dict(json.loads(meta["preprocess"])),
                       json.loads(meta["labels"]), json.loads(meta.get("info", "{}")))
 
-
-def state_dict_copy(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from edgeskd._io import atomic_path, atomic_write_json
+from edgeskd._io import atomic_write_json, load_tensors, save_tensors
 from edgeskd.errors import SelectionError
 from edgeskd.selection.dual import DualSelection
 from edgeskd.selection.engine import Selection
@@ -19,12 +19,8 @@ METADATA_KEY = "edgeskd.selection"
 
 
 def save_selection(path: str | os.PathLike, selection: Selection, info: dict[str, Any]) -> Path:
-    from safetensors.torch import save_file
-
     meta = {METADATA_KEY: json.dumps({"strategy": selection.strategy, **info}, sort_keys=True)}
-    with atomic_path(path, suffix=".safetensors") as tmp:
-        save_file({k: v.contiguous() for k, v in selection.state_dict.items()}, str(tmp), metadata=meta)
-    return Path(path)
+    return save_tensors(path, selection.state_dict, meta)
 
 
 def save_dual_selection(out_dir: str | os.PathLike, dual: DualSelection, info: dict[str, Any]) -> dict[str, Path]:
@@ -40,17 +36,7 @@ def save_dual_selection(out_dir: str | os.PathLike, dual: DualSelection, info: d
 
 def load_selection(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(state dict, provenance) of a file written by save_selection; no pickle involved."""
-    from safetensors import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise SelectionError(f"selected-weights file {path} does not exist")
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-            state = {k: fh.get_tensor(k) for k in fh.keys()}
-    except Exception as exc:  # safetensors raises its own error types for corrupt files
-        raise SelectionError(f"cannot read selected weights from {path}: {exc}") from exc
+    state, meta = load_tensors(path, SelectionError, "selected-weights file")
     if METADATA_KEY not in meta:
         raise SelectionError(f"{path} was not written by edgeskd select (no {METADATA_KEY!r} header entry)")
     return state, json.loads(meta[METADATA_KEY])

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from edgeskd._io import atomic_path, atomic_write_json, atomic_write_text
+from edgeskd._io import atomic_write_json, atomic_write_text, load_tensors, save_tensors
 from edgeskd.data.preprocess import PreprocessSpec
 from edgeskd.errors import ModelError, TrainingError
 from edgeskd.models import Checkpoint, StudentSpec, build_student, create_model, family_of, save_checkpoint
@@ -478,24 +478,19 @@ def _summary(m: dict[str, Any]) -> dict[str, Any]:
 def _cached_teacher(out: Path | None, teacher: nn.Module, train_d: _Data, val_d: _Data, config: TrainConfig,
                     progress: bool) -> nn.Module:
     """Fine-tune classic-kd's teacher once per run folder (resume reuses it)."""
-    from safetensors.torch import load_file, save_file
-
     path = out / "teacher_finetuned.safetensors" if out is not None else None
     if path is not None and path.exists():
         model = copy.deepcopy(teacher)
         model.reset_classifier(len(train_d.classes))
-        model.load_state_dict(load_file(str(path)))
+        model.load_state_dict(load_tensors(path, TrainingError, "fine-tuned teacher")[0])
         return model.eval()
     model = finetune_teacher(teacher, train_d, val_d, config, progress=progress)
     if path is not None:
-        with atomic_path(path, suffix=".safetensors") as tmp:
-            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+        save_tensors(path, model.state_dict())
     return model
 
 
 def _write_state(path: Path, run: _Run, opt_a, opt_b, best_state, meta: dict[str, Any], config: TrainConfig) -> None:
-    from safetensors.torch import save_file
-
     tensors = _prefixed(run.a.state_dict(), "A/")
     if run.b is not None:
         tensors.update(_prefixed(run.b.state_dict(), "B/"))
@@ -506,20 +501,11 @@ def _write_state(path: Path, run: _Run, opt_a, opt_b, best_state, meta: dict[str
         if opt_b is not None:
             tensors.update(_opt_tensors(opt_b, "optB/"))
     header = {"format": STATE_FORMAT, "meta": json.dumps(meta, default=str), "config": json.dumps(config.to_dict())}
-    with atomic_path(path, suffix=".safetensors") as tmp:
-        save_file(tensors, str(tmp), metadata=header)
+    save_tensors(path, tensors, header)
 
 
 def _read_state(path: Path, config: TrainConfig) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            header = fh.metadata() or {}
-        tensors = load_file(str(path))
-    except Exception as exc:
-        raise TrainingError(f"cannot read training state {path}: {exc}") from exc
+    tensors, header = load_tensors(path, TrainingError, "training state")
     if header.get("format") != STATE_FORMAT:
         raise TrainingError(f"{path} is not an edgeskd training state (format {header.get('format')!r})")
     saved_config = json.loads(header["config"])
