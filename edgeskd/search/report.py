@@ -127,6 +127,9 @@ def _sections(summary: dict[str, Any], rows: list[dict[str, Any]], winner: dict 
                  + f" ({winner['budget_reason']})",
                  f"validation {summary['metric']} {winner['val_metric']:.4f} (search-schedule trial: "
                  f"{winner['search_metric']:.4f})"]
+        for skipped in summary.get("rejected_on_remeasure") or []:
+            items.append(f"trial {skipped['trial']} ranked higher but missed the budget when re-measured before "
+                         f"final training, so it was skipped: {skipped['reason']}")
         if winner.get("test"):
             t = winner["test"]
             items.append(f"test (n={t.get('n')}): accuracy {_fmt(t.get('accuracy'))}, balanced accuracy "

@@ -82,6 +82,31 @@ def test_over_budget_candidates_are_never_trained(tmp_path, fake_log):
     assert "pruned-latency" in report and f"Winner: trial {winner['trial']}" in report
 
 
+def test_winner_that_misses_the_budget_on_remeasure_is_skipped_before_final_training(tmp_path, fake_log):
+    import dataclasses
+
+    first = run_search(_config(tmp_path / "probe", trials=6, study="probe"), stages=fake_stages(),
+                       show_progress=False)["winner"]["student"]
+    stages = fake_stages()
+    seen: list[tuple] = []
+
+    def noisy_measure(model, resolution, target, cache):
+        m = stages.measure(model, resolution, target, cache)
+        shape = (model.depth, model.width, resolution)
+        seen.append(shape)
+        if shape == (first["depth"], first["width"], first["resolution"]) and seen.count(shape) > 1:
+            m.stats = {**m.stats, "p95": 1000.0}  # the best candidate's re-measurement comes out over budget
+        return m
+
+    summary = run_search(_config(tmp_path / "run", trials=6, study="probe"),
+                         stages=dataclasses.replace(stages, measure=noisy_measure), show_progress=False)
+    winner, skipped = summary["winner"], summary["rejected_on_remeasure"]
+    assert skipped and all("1000" in r["reason"] for r in skipped)
+    assert (winner["student"]["depth"], winner["student"]["width"], winner["student"]["resolution"]) != \
+        (first["depth"], first["width"], first["resolution"])
+    assert winner["budget_ok"] and f"trial {skipped[0]['trial']} ranked higher" in (tmp_path / "run" / "report.md").read_text()
+
+
 def test_impossible_budget_names_the_fastest_and_trains_nothing(tmp_path, fake_log):
     with pytest.raises(SearchError) as err:
         run_search(_config(tmp_path / "run", latency_ms=0.1, trials=5), stages=fake_stages(), show_progress=False)
