@@ -22,7 +22,9 @@ def register(sub, name, help_text):
                    "(default: the 16-image demo set chest-xray-samples)")
     p.add_argument("--teacher", default=None, help="timm name of the teacher (default: tf_efficientnet_lite0, whose "
                    "ImageNet weights ship with edgeskd's dependencies)")
-    p.add_argument("--teacher-weights", default=None, help="teacher weight file (.safetensors/.pth)")
+    p.add_argument("--teacher-weights",
+                   help="teacher weight file (.safetensors/.pth/.pt), or 'hub' to download through timm "
+                        "(online machines)")
     p.add_argument("--target", default="ort-cpu", help="latency target: ort-cpu, openvino-cpu, tensorrt, "
                    "remote://host:port or a profile")
     p.add_argument("--latency-ms", type=float, default=20.0, help="latency budget in milliseconds (hard gate; default 20)")

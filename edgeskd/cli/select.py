@@ -28,8 +28,9 @@ def register(sub, name, help_text):
     parser = sub.add_parser(name, help=help_text, description=help_text, epilog=EPILOG,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--teacher", required=True, help="timm name of the teacher architecture")
-    parser.add_argument("--teacher-weights", help="teacher weights (.safetensors/.pth/.pt); optional for teachers "
-                                                  "whose weights ship with a package (tf_efficientnet_lite0)")
+    parser.add_argument("--teacher-weights", help="teacher weights (.safetensors/.pth/.pt), or 'hub' to download "
+                                                  "through timm (online machines); optional for teachers whose weights "
+                                                  "ship with a package (tf_efficientnet_lite0)")
     student = parser.add_mutually_exclusive_group()
     student.add_argument("--student", help="timm name of the student (same family), e.g. vit_tiny_patch16_224")
     student.add_argument("--student-config", help="JSON StudentSpec file (teacher, depth, width, resolution, ...)")

@@ -23,7 +23,9 @@ def register(sub, name: str, help_text: str) -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="dataset: a folder, a MedMNIST .npz, or a built-in source "
                                                  "(chest-xray-samples, brain-mri-samples, fashion-mnist)")
     p.add_argument("--teacher", required=True, help="timm name of the teacher, e.g. tf_efficientnet_lite0")
-    p.add_argument("--teacher-weights", help="local weight file of the teacher (.safetensors/.pth)")
+    p.add_argument("--teacher-weights",
+                   help="teacher weight file (.safetensors/.pth/.pt), or 'hub' to download through timm "
+                        "(online machines)")
     who = p.add_mutually_exclusive_group()
     who.add_argument("--student", help="timm name of the student architecture (same family as the teacher)")
     who.add_argument("--student-config", help="StudentSpec JSON file")

@@ -16,6 +16,7 @@ from edgeskd.errors import ModelError
 
 timm = import_timm()
 
+HUB = "hub"  # --teacher-weights hub: download through timm on an online machine
 _PREFIXES = ("module.", "model.", "_orig_mod.", "backbone.")
 _WRAPPER_KEYS = ("state_dict", "model", "model_state", "model_state_dict", "ema", "state_dict_ema")
 
@@ -94,9 +95,13 @@ def load_teacher(
 
     `weights` is a local file (the normal case: bedside and CI machines are offline). Its classifier must match the
     architecture's default head (e.g. 1000 ImageNet classes); pass `num_classes` to replace the head afterwards.
-    `pretrained_from_hub=True` asks timm to download instead (needs network).
+    `pretrained_from_hub=True`, or weights="hub" (what `--teacher-weights hub` passes), asks timm to download the
+    weights instead (needs network; the bedside and CI machines are offline).
     """
     from edgeskd.models.pretrained import KNOWN_TEACHER_FILES, convert_known_format
+
+    if weights is not None and str(weights) == HUB:
+        weights, pretrained_from_hub = None, True
 
     if weights is None and not pretrained_from_hub:
         if name in KNOWN_TEACHER_FILES:
@@ -107,7 +112,12 @@ def load_teacher(
                 f"hub download on an online machine; teachers with weights shipped here: {', '.join(KNOWN_TEACHER_FILES)}"
             )
     if pretrained_from_hub:
-        model = timm.create_model(name, pretrained=True)
+        try:
+            model = timm.create_model(name, pretrained=True)
+        except Exception as exc:  # offline, unknown tag, hub error: all mean "no weights from the hub"
+            raise ModelError(f"cannot download pretrained weights for {name!r} from the model hub ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else ''}); pass a local file with "
+                             f"--teacher-weights FILE") from exc
     else:
         model = create_model(name)
         state = convert_known_format(name, read_state_dict(weights))

@@ -100,3 +100,12 @@ def test_plain_stem_resnet_student_is_selectable():
 def test_width_that_changes_residual_structure_is_refused():
     with pytest.raises(ModelError, match="residual connection"):
         build_student(StudentSpec("efficientnet_b0", depth=0.5, width=0.25, resolution=64, num_classes=3))
+
+
+def test_hub_weights_offline_is_a_clear_error(monkeypatch):
+    # this machine has no route to the model hub: asking for it must fail with a one-line ModelError, not a traceback
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read at import: patch the constant
+    with pytest.raises(ModelError, match="--teacher-weights FILE"):
+        load_teacher("resnet18", "hub")
