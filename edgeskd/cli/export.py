@@ -40,21 +40,12 @@ def register(sub, name, help_text):
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
+    from edgeskd._io import read_json_object
     from edgeskd.errors import ExportError
     from edgeskd.export import export_bundle, load_parity_images
 
     images = load_parity_images(args.parity_data, max_images=args.parity_images) if args.parity_data else None
-    latency = None
-    if args.latency:
-        try:
-            with open(args.latency) as fh:
-                latency = json.load(fh)
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ExportError(f"--latency {args.latency}: cannot read JSON: {exc}") from exc
-        if not isinstance(latency, dict):
-            raise ExportError(f"--latency {args.latency}: expected a JSON object")
+    latency = read_json_object(args.latency, ExportError, "--latency file") if args.latency else None
     report = export_bundle(args.checkpoint, args.out, formats=args.formats, parity_images=images, latency=latency,
                            int8=args.int8, max_accuracy_drop=args.max_accuracy_drop, overwrite=args.overwrite,
                            tensorrt_precision=args.tensorrt_precision, progress=not (args.no_progress or args.json))

@@ -55,18 +55,11 @@ def register(sub, name: str, help_text: str) -> argparse.ArgumentParser:
 
 
 def build_config(args: argparse.Namespace):
-    import json
-
+    from edgeskd._io import read_json_object
     from edgeskd.errors import TrainingError
     from edgeskd.training import TrainConfig
 
-    values = {}
-    if args.config:
-        try:
-            with open(args.config) as fh:
-                values = json.load(fh)
-        except (OSError, json.JSONDecodeError) as exc:
-            raise TrainingError(f"cannot read training config {args.config}: {exc}") from exc
+    values = read_json_object(args.config, TrainingError, "training config") if args.config else {}
     for name in _FLAGS:
         if getattr(args, name) is not None:
             values[name] = getattr(args, name)

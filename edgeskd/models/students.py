@@ -7,13 +7,13 @@ multipliers (e.g. {"embed_dim": 192, "num_heads": 3, "depth": 12} for a ViT-Ti-s
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 import torch.nn as nn
 
+from edgeskd._io import read_json_object
 from edgeskd.errors import ModelError
 from edgeskd.models.families import family_of, get_family
 from edgeskd.models.teacher import create_model
@@ -52,12 +52,7 @@ class StudentSpec:
 
     @classmethod
     def from_json(cls, path: str) -> StudentSpec:
-        try:
-            with open(path) as fh:
-                data = json.load(fh)
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ModelError(f"cannot read student config {path}: {exc}") from exc
-        return cls.from_dict(data)
+        return cls.from_dict(read_json_object(path, ModelError, "student config"))
 
 
 def _common_kwargs(spec: StudentSpec, family: str) -> dict[str, Any]:
