@@ -104,11 +104,11 @@ def jobs(phase: str, variants: list[str]) -> list[dict]:
     elif phase == "confirm":     # chosen variants on all seeds and both fractions
         out = [{"fraction": f, "seed": s, "name": n, "head": "zero"} for f in (0.01, 0.1) for n in variants
                for s in SEEDS]
-    elif phase == "long":        # schedule length: 2x epochs at 1% for single-ws and chosen variants (zero head)
-        out = [{"fraction": 0.01, "seed": s, "name": n, "epochs_scale": 2, "head": "zero"}
-               for s in SEEDS for n in ("single-ws", *variants)]
+    elif phase == "long":        # schedule length: 2x epochs for single-ws and chosen variants (zero head)
+        out = [{"fraction": f, "seed": s, "name": n, "epochs_scale": 2, "head": "zero"}
+               for f in (0.01, 0.1) for s in SEEDS for n in ("single-ws", *variants)]
     elif phase == "full":        # 100% of the labels, 2 epochs, 1 seed (what the machine allows)
-        out = [{"fraction": 1.0, "seed": 0, "name": n} for n in ("random-init", "single-ws", *variants)]
+        out = [{"fraction": 1.0, "seed": 0, "name": n, "head": "zero"} for n in ("random-init", "single-ws", *variants)]
     else:
         raise SystemExit(f"unknown phase {phase}")
     return out
