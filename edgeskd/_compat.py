@@ -5,23 +5,23 @@ with "operator torchvision::nms does not exist", because torchvision registers P
 schemas its C++ library would have defined. Defining those two schemas first lets torchvision (and so timm) import;
 only torchvision's own C++ ops stay unavailable, and timm does not use them. Where torchvision imports normally this
 module does nothing.
+
+The installed package also ships a start-up hook (_edgeskd_startup, loaded by edgeskd-startup.pth) that does the same
+for any `import timm` in the environment; this module is the fallback for when that hook is disabled
+(EDGESKD_NO_TORCHVISION_FIX=1) or edgeskd runs from a source tree that was never installed.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
 
-_SCHEMAS = {
-    "nms": "nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
-    "qnms": "qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
-}
-_library = None  # keeps the torch.library fragment alive for the life of the process
 _ready = False
 
 
 def ensure_torchvision() -> None:
     """Make `import torchvision` (and therefore `import timm`) work; idempotent."""
-    global _library, _ready
+    global _ready
     if _ready:
         return
     try:
@@ -29,18 +29,11 @@ def ensure_torchvision() -> None:
     except RuntimeError as exc:
         if "torchvision::nms" not in str(exc):
             raise
-        import sys
-
-        import torch
+        from _edgeskd_startup import define_missing_torchvision_schemas  # shipped beside edgeskd (py-modules)
 
         for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
             del sys.modules[name]
-        _library = torch.library.Library("torchvision", "FRAGMENT")
-        for schema in _SCHEMAS.values():
-            try:
-                _library.define(schema)
-            except RuntimeError:
-                pass  # already defined (torchvision's C++ library loaded far enough to register it)
+        define_missing_torchvision_schemas()
         importlib.import_module("torchvision")
     _ready = True
 
