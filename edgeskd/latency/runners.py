@@ -94,6 +94,21 @@ _OV_HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 _OV_REPORTED = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}
 
 
+# OPTIMIZATION_CAPABILITIES entries that mean "this device computes in that precision" (CPU: FP16 needs
+# AVX512-FP16 or ARM fp16, BF16 needs AVX512-BF16/AMX); fp32 is always there.
+_OV_CAPABILITY = {"fp32": "FP32", "bf16": "BF16", "fp16": "FP16"}
+
+
+def openvino_precisions(device: str = "CPU", core: Any = None) -> set[str]:
+    """Precisions (fp32/bf16/fp16) that OpenVINO reports `device` computes in, from OPTIMIZATION_CAPABILITIES."""
+    if core is None:
+        import openvino as ov
+
+        core = ov.Core()
+    capabilities = {str(c).upper() for c in core.get_property(device, "OPTIMIZATION_CAPABILITIES")}
+    return {precision for precision, capability in _OV_CAPABILITY.items() if capability in capabilities}
+
+
 def open_openvino(path: str, target: Target, batch: int) -> Runner:
     import openvino as ov
 
@@ -115,8 +130,9 @@ def open_openvino(path: str, target: Target, batch: int) -> Runner:
     reported = _OV_REPORTED.get(hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint), str(hint))
     devices = list(compiled.get_property("EXECUTION_DEVICES"))
     if reported != target.precision:
+        supported = sorted(openvino_precisions(device, core))
         raise LatencyError(f"OpenVINO was asked for {target.precision} on {device} but the compiled model reports "
-                           f"{reported} (this CPU may not support it)")
+                           f"{reported}; {device} reports it computes in {supported} (OPTIMIZATION_CAPABILITIES)")
     if devices != [device]:
         raise LatencyError(f"OpenVINO was asked for device {device} but executes on {devices}")
     threads = int(compiled.get_property("INFERENCE_NUM_THREADS"))

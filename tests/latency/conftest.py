@@ -31,3 +31,101 @@ def tiny_bundle(tmp_path_factory, tiny_onnx):
                                "resize": "bilinear-antialias"}}
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder
+
+
+# --- What the runtimes report about this device -------------------------------------------------------------------
+# Tests about precisions/providers decide what to expect from these reports, never from the CPU they were written on;
+# the fake reports below cover the supported and the unsupported branch on every machine.
+
+@pytest.fixture(scope="session")
+def openvino_cpu_precisions() -> set[str]:
+    """Precisions OpenVINO's CPU plugin reports it computes in here (OPTIMIZATION_CAPABILITIES)."""
+    from edgeskd.latency.runners import openvino_precisions
+
+    return openvino_precisions("CPU")
+
+
+@pytest.fixture(scope="session")
+def unsupported_target(openvino_cpu_precisions) -> str:
+    """A target this machine's runtimes report they cannot run, so a measurement of it must fail."""
+    import onnxruntime
+
+    for precision in ("fp16", "bf16"):
+        if precision not in openvino_cpu_precisions:
+            return f"openvino-cpu:{precision}"
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        return "ort-cuda"
+    pytest.skip("OpenVINO reports fp16 and bf16 on this CPU and ONNX Runtime has CUDA: no target here is unsupported")
+
+
+class _FakeType:
+    def __init__(self, name: str):
+        self.name = name
+
+    def get_type_name(self) -> str:
+        return self.name
+
+
+class _FakeCompiled:
+    def __init__(self, precision_hint: str, threads: int):
+        self.properties = {"INFERENCE_PRECISION_HINT": _FakeType(precision_hint), "EXECUTION_DEVICES": ["CPU"],
+                           "INFERENCE_NUM_THREADS": threads}
+
+    def get_property(self, name):
+        return self.properties[name]
+
+    def create_infer_request(self):
+        return object()
+
+
+class _FakeModel:
+    inputs = [type("Input", (), {"any_name": "input"})()]
+
+    def reshape(self, shapes):
+        pass
+
+
+def _fake_openvino(capabilities: list[str]):
+    """An `openvino` module whose CPU reports `capabilities` and, like the real CPU plugin, compiles at the asked
+    precision only where it reports that capability (f32 otherwise)."""
+    import types
+
+    hint_capability = {"f32": "FP32", "bf16": "BF16", "f16": "FP16"}
+
+    class Core:
+        available_devices = ["CPU"]
+
+        def get_property(self, device, name):
+            assert (device, name) == ("CPU", "OPTIMIZATION_CAPABILITIES")
+            return list(capabilities)
+
+        def read_model(self, path):
+            return _FakeModel()
+
+        def compile_model(self, model, device, config):
+            asked = config["INFERENCE_PRECISION_HINT"]
+            used = asked if hint_capability[asked] in capabilities else "f32"
+            return _FakeCompiled(used, config["INFERENCE_NUM_THREADS"])
+
+    return types.SimpleNamespace(Core=Core, get_version=lambda: "fake")
+
+
+@pytest.fixture(params=[["FP32", "INT8", "BIN", "EXPORT_IMPORT"],
+                        ["FP32", "BF16", "FP16", "INT8", "BIN", "EXPORT_IMPORT"]],
+                ids=["cpu-without-fp16-bf16", "cpu-with-fp16-bf16"])
+def fake_openvino_report(request, monkeypatch) -> set[str]:
+    """Replace `openvino` in this process by one whose CPU reports the parametrised capabilities; yields them."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "openvino", _fake_openvino(request.param))
+    return set(request.param)
+
+
+@pytest.fixture(params=[["CPUExecutionProvider"], ["CUDAExecutionProvider", "CPUExecutionProvider"]],
+                ids=["ort-without-cuda", "ort-reports-cuda"])
+def fake_ort_providers(request, monkeypatch) -> list[str]:
+    """Make ONNX Runtime in this process report the parametrised providers (the session itself stays real)."""
+    import onnxruntime
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: list(request.param))
+    return request.param
