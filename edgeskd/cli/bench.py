@@ -72,7 +72,7 @@ def resolve_model(path_text: str) -> tuple[Path, Any]:
     manifest_path = path / "manifest.json"
     from edgeskd._json import read_json
 
-    manifest = read_json(manifest_path, LatencyError, f"bundle {path}: manifest")
+    manifest = read_json(manifest_path, LatencyError, "manifest.json")
     onnx_name = (((manifest.get("model") or {}) if isinstance(manifest, dict) else {}).get("files") or {}).get("onnx")
     if not isinstance(onnx_name, str) or not onnx_name:
         raise LatencyError(f"{manifest_path}: expected model.files.onnx to name the ONNX file")
