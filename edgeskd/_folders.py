@@ -23,15 +23,31 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def probe_writable(folder: str | os.PathLike, what: str = "output folder") -> Path:
-    """Create `folder` if needed and write, fsync and remove a probe file in it; OutputError names the folder."""
+def probe_writable(folder: str | os.PathLike, what: str = "output folder", *, keep: bool = False) -> Path:
+    """Write, fsync and remove a probe file in `folder`; OutputError names the folder.
+
+    Folders created for the probe are removed again unless `keep`, so a command that fails later leaves the disk
+    as it was before it.
+    """
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"{what} {folder} is a file, not a folder")
+    created = [p for p in [folder, *folder.parents] if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create {what} {folder}: {_reason(exc)}") from exc
+    try:
+        _probe(folder, what)
+    finally:
+        if not keep:
+            for path in created:  # deepest first
+                with contextlib.suppress(OSError):
+                    path.rmdir()
+    return folder
+
+
+def _probe(folder: Path, what: str) -> None:
     probe = None
     try:
         fd, probe = tempfile.mkstemp(prefix=".edgeskd-write-probe-", dir=folder)
@@ -46,7 +62,6 @@ def probe_writable(folder: str | os.PathLike, what: str = "output folder") -> Pa
         if probe is not None:
             with contextlib.suppress(OSError):
                 os.unlink(probe)
-    return folder
 
 
 def probe_file_writable(path: str | os.PathLike, what: str = "output file") -> Path:
