@@ -38,3 +38,9 @@ class SearchError(EdgeskdError):
 
 class MissingDependency(EdgeskdError):
     """An optional runtime (TensorRT, CUDA, a dataset package) is not installed here."""
+
+
+class OutputError(EdgeskdError, OSError):
+    """An output folder or file cannot be written (read-only, missing, full disk, no permission, already in use).
+
+    Also an OSError, so code that already handles OSError keeps working; the CLI prints it as one line, exit 2."""

@@ -76,7 +76,10 @@ def run(args: argparse.Namespace) -> int:
     from edgeskd.search.driver import run_search
     from edgeskd.search.winner import DEMO_NOTE
 
+    from edgeskd._folders import probe_writable
+
     config = build_config(args)
+    probe_writable(config.run_dir, "search run folder")  # before any trial: a read-only or full disk is found now
     if config.demo:
         print(f"edgeskd search: {DEMO_NOTE}", file=sys.stderr)
     print(f"edgeskd search: study {config.study!r} in {config.run_dir}; budget {config.statistic} <= "

@@ -48,6 +48,8 @@ def register(sub, name: str, help_text: str) -> argparse.ArgumentParser:
                        help=f"TrainConfig.{name} (default {value})")
     p.add_argument("--out", help="output folder: checkpoint, state, log.jsonl, metrics.json, plots")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete the earlier run in --out and start again (without it, a non-empty --out is refused)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_json_flag(p)
     p.set_defaults(func=run)
@@ -69,6 +71,22 @@ def build_config(args: argparse.Namespace):
     return TrainConfig.from_dict(values)  # unknown keys in --config are an error naming them
 
 
+def _prepare_out(args: argparse.Namespace) -> None:
+    """Refuse to replace an earlier run silently, and find an unwritable --out before any epoch is trained."""
+    from edgeskd._folders import check_output_folder, clear_folder
+    from edgeskd.errors import TrainingError
+
+    if args.resume and args.overwrite:
+        raise TrainingError("choose one of --resume (continue the run in --out) and --overwrite (replace it)")
+    if not args.out:
+        if args.resume or args.overwrite:
+            raise TrainingError("--resume/--overwrite need --out")
+        return
+    out = check_output_folder(args.out, overwrite=args.overwrite, resume=args.resume)
+    if args.overwrite:
+        clear_folder(out)
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -78,11 +96,13 @@ def run(args: argparse.Namespace) -> int:
     from edgeskd.training import compare_methods, format_table, train
 
     config = build_config(args)
+    _prepare_out(args)
     data = load_dataset(args.data, seed=args.seed, val_fraction=args.val_fraction, test_fraction=args.test_fraction,
                         train_fraction=args.train_fraction)
     teacher = load_teacher(args.teacher, args.teacher_weights)
     num_classes = len(data.train.classes)
-    resolution = args.resolution or int(teacher.pretrained_cfg.get("input_size", (3, 224, 224))[-1])
+    default_side = int(teacher.pretrained_cfg.get("input_size", (3, 224, 224))[-1])
+    resolution = args.resolution if args.resolution is not None else default_side  # 0 is an error, not the default
     if args.student_config:
         spec = StudentSpec.from_json(args.student_config)
     elif args.student:
@@ -103,9 +123,11 @@ def run(args: argparse.Namespace) -> int:
             from pathlib import Path
 
             from edgeskd._io import atomic_write_json, atomic_write_text
+            from edgeskd.cli._output import writing
 
-            atomic_write_json(Path(args.out) / "comparison.json", {"rows": rows, "config": config.to_dict()})
-            atomic_write_text(Path(args.out) / "comparison.md", table + "\n")
+            with writing("comparison"):
+                atomic_write_json(Path(args.out) / "comparison.json", {"rows": rows, "config": config.to_dict()})
+                atomic_write_text(Path(args.out) / "comparison.md", table + "\n")
         if args.json:
             print_json({"dataset": data.name, "student": spec.to_dict(), "rows": rows})
         else:

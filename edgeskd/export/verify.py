@@ -65,6 +65,9 @@ def _check_files(folder: Path, manifest: dict[str, Any]) -> list[str]:
     listed = manifest["files"]
     for name, record in listed.items():
         file = folder / name
+        if file.is_symlink() and folder.resolve() not in file.resolve().parents:
+            failures.append(f"{name}: a symlink to {file.resolve()}, outside the bundle (the C runtime refuses it)")
+            continue
         if not file.is_file():
             failures.append(f"{name}: listed in the manifest but missing")
             continue

@@ -7,7 +7,6 @@ check it is resuming the same search rather than silently mixing two.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -105,9 +104,11 @@ def save_or_check(config: SearchConfig, run_dir: Path) -> None:
     """Write config.json, or, when resuming, refuse a run whose identity differs from the saved one."""
     path = run_dir / CONFIG_NAME
     if path.is_file():
+        from edgeskd._json import read_json
+
         try:
-            saved = SearchConfig.from_dict(json.loads(path.read_text()))
-        except (json.JSONDecodeError, TypeError, SearchError) as exc:
+            saved = SearchConfig.from_dict(read_json(path, SearchError, "search config"))
+        except (TypeError, SearchError) as exc:
             raise SearchError(f"cannot read {path} to resume: {exc}") from exc
         differ = [k for k in IDENTITY if saved.identity()[k] != config.identity()[k]]
         if differ:

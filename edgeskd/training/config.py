@@ -6,6 +6,8 @@ docs/training.md for what comes from the paper and what is our choice.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -80,6 +82,9 @@ class TrainConfig:
             "val_every": self.val_every >= 1, "teacher_epochs": self.teacher_epochs >= 1,
             "b_probe_epochs": self.b_probe_epochs >= 0, "grad_clip": self.grad_clip >= 0,
         }
+        # NaN fails every comparison above, but Inf passes "> 0": refuse both by name
+        checks.update({f.name: False for f in fields(self) if isinstance(getattr(self, f.name), float)
+                       and not math.isfinite(getattr(self, f.name))})
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             raise TrainingError("invalid training config value(s): "
