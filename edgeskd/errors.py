@@ -38,3 +38,8 @@ class SearchError(EdgeskdError):
 
 class MissingDependency(EdgeskdError):
     """An optional runtime (TensorRT, CUDA, a dataset package) is not installed here."""
+
+
+class RuntimeAdapterError(LatencyError, ExportError):
+    """A runtime adapter (edgeskd.runtimes) cannot build or run what was asked. Both a latency and an export error,
+    because both stages drive runtimes through the adapters and their callers catch their own kind."""
