@@ -57,19 +57,17 @@ def build_config(args: argparse.Namespace):
     from edgeskd.search.config import DEMO_DATA, DEMO_TEACHER, SearchConfig
 
     demo = args.data is None
+    trials = args.trials
+    if trials is None and args.timeout is None:
+        trials = DEMO_TRIALS if demo else DEFAULT_TRIALS
+    extra = {"stages": args.stages} if args.stages else {}
     config = SearchConfig(data=args.data or DEMO_DATA, teacher=args.teacher or DEMO_TEACHER,
                           teacher_weights=args.teacher_weights, target=args.target, latency_ms=args.latency_ms,
-                          statistic=args.statistic, trials=args.trials, timeout=args.timeout, pareto=args.pareto,
-                          workers=args.workers, seed=args.seed, train_fraction=args.train_fraction, metric=args.metric, demo=demo)
-    if config.trials is None and config.timeout is None:
-        config.trials = DEMO_TRIALS if demo else DEFAULT_TRIALS
-    if args.stages:
-        config.stages = args.stages
-    config.space = args.space or ("demo" if demo and args.teacher is None else "")
-    config.study = args.study or ""
-    config.run_dir = args.run_dir or ""
+                          statistic=args.statistic, trials=trials, timeout=args.timeout, pareto=args.pareto,
+                          workers=args.workers, seed=args.seed, train_fraction=args.train_fraction, metric=args.metric,
+                          demo=demo, space=args.space or ("demo" if demo and args.teacher is None else ""),
+                          study=args.study or "", run_dir=args.run_dir or "", **extra)
     return config.resolve()
-    return config
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,18 +20,12 @@ from edgeskd.errors import EdgeskdError, SearchError
 from edgeskd.search.config import SearchConfig, save_or_check
 from edgeskd.search.objective import SearchContext, make_objective
 from edgeskd.search.stages import Stages
-from edgeskd.search.storage import ERROR, StorageInfo, open_storage, recover_interrupted, resolve_storage, run_lock
+from edgeskd.search.records import counted
+from edgeskd.search.storage import StorageInfo, open_storage, recover_interrupted, resolve_storage, run_lock
 
 STORAGE_ENV = "EDGESKD_SEARCH_STORAGE"   # the real storage URL reaches workers here, never through files
 DEADLINE_ENV = "EDGESKD_SEARCH_DEADLINE"
 WORKER_ENV = "EDGESKD_SEARCH_WORKER"
-
-
-def counted(trial) -> bool:
-    from optuna.trial import TrialState
-
-    return trial.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
-        trial.state == TrialState.FAIL and ERROR in trial.user_attrs)
 
 
 def finished_count(study) -> int:
@@ -106,10 +100,10 @@ def run_search(config: SearchConfig, *, storage_url: str | None = None, stages: 
 
     if config.trials is None and config.timeout is None:
         raise SearchError("give the search a budget: --trials N and/or --timeout SECONDS")
-    config.resolve()
+    config = config.resolve()
     run_dir = Path(config.run_dir)
     info = resolve_storage(storage_url, run_dir, config.workers)
-    config.storage_display = info.display
+    config = config.with_storage(info.display)
     started = time.perf_counter()
     with run_lock(run_dir):
         save_or_check(config, run_dir)

@@ -14,15 +14,12 @@ from typing import Any
 
 from edgeskd.errors import EdgeskdError, SearchError
 from edgeskd.search.config import SearchConfig
+from edgeskd.search.records import COMPLETED, FAILED, OVER_BUDGET, PRUNED_BY_METRIC, TrialRecord
 from edgeskd.search.space import SearchSpace, load_space
 from edgeskd.search.stages import Stages, load_stages
-from edgeskd.search.storage import ERROR
 
-# user attribute "outcome" of a finished trial
-OVER_BUDGET = "pruned-latency"
-PRUNED_BY_METRIC = "pruned-metric"
-COMPLETED = "completed"
-FAILED = "failed"
+__all__ = ["SearchContext", "make_objective", "latency_attrs", "pick_metric", "COMPLETED", "FAILED", "OVER_BUDGET",
+           "PRUNED_BY_METRIC"]
 
 
 @dataclass
@@ -85,29 +82,29 @@ def make_objective(ctx: SearchContext):
         import optuna
 
         started = time.perf_counter()
+        record = TrialRecord()
         try:
             student, train_values = ctx.space.sample(trial)
             train_values.setdefault("monitor", cfg.metric)  # the trainer reports what the search maximises
             spec = ctx.student_spec(student)
-            trial.set_user_attr("student", spec.to_dict())
-            trial.set_user_attr("train_config", train_values)
+            record.student, record.train_config = spec.to_dict(), train_values
+            record.save(trial, "student", "train_config")
 
             # 1. Probe: build untrained, count, measure on the target (cached by architecture).
             model = stages.build_student(spec, ctx.teacher)
             profile = stages.profile(model, spec.resolution)
-            trial.set_user_attr("parameters", int(profile.parameters))
-            trial.set_user_attr("macs", int(profile.macs))
+            record.parameters, record.macs = int(profile.parameters), int(profile.macs)
             measurement = stages.measure(model, spec.resolution, ctx.target, ctx.cache)
             for key, value in latency_attrs(measurement).items():
-                trial.set_user_attr(key, value)
+                setattr(record, key, value)
             ok, reason = stages.check_budget(measurement, cfg.latency_ms, cfg.statistic, ctx.target)
             probe_s = time.perf_counter() - started
-            trial.set_user_attr("probe_seconds", round(probe_s, 3))
+            record.probe_seconds = round(probe_s, 3)
+            record.save(trial, "parameters", "macs", "latency_ms", "fingerprint", "latency_samples", "probe_seconds")
             del model
             if not ok:
-                trial.set_user_attr("outcome", OVER_BUDGET)
-                trial.set_user_attr("pruned_reason", str(reason))
-                trial.set_user_attr("train_seconds", 0.0)
+                record.outcome, record.pruned_reason, record.train_seconds = OVER_BUDGET, str(reason), 0.0
+                record.save(trial, "outcome", "pruned_reason", "train_seconds")
                 raise optuna.TrialPruned(f"over budget: {reason}")
 
             # 2. Train with intermediate validation metrics, which the pruner may stop early.
@@ -116,10 +113,11 @@ def make_objective(ctx: SearchContext):
                     return
                 trial.report(float(value), int(step))
                 if trial.should_prune():
-                    trial.set_user_attr("outcome", PRUNED_BY_METRIC)
-                    trial.set_user_attr("pruned_reason", f"val {cfg.metric} {value:.4f} at step {step} below the "
-                                                         f"pruner's threshold")
-                    trial.set_user_attr("train_seconds", round(time.perf_counter() - started - probe_s, 3))
+                    record.outcome = PRUNED_BY_METRIC
+                    record.pruned_reason = (f"val {cfg.metric} {value:.4f} at step {step} below the pruner's "
+                                            f"threshold")
+                    record.train_seconds = round(time.perf_counter() - started - probe_s, 3)
+                    record.save(trial, "outcome", "pruned_reason", "train_seconds")
                     raise optuna.TrialPruned(f"pruned at step {step}")
 
             trial_dir = ctx.run_dir / "trials" / str(trial.number)
@@ -128,10 +126,11 @@ def make_objective(ctx: SearchContext):
             result = stages.train(spec, ctx.data, ctx.teacher, config, out_dir=trial_dir, report=report,
                                   resume=False, progress=False)
             metric = pick_metric(dict(result.metrics), cfg.metric)
-            trial.set_user_attr("train_seconds", round(time.perf_counter() - train_started, 3))
+            record.train_seconds = round(time.perf_counter() - train_started, 3)
             val = dict(result.metrics).get("val") or {}
-            trial.set_user_attr("val_metrics", {k: v for k, v in val.items() if isinstance(v, (int, float))})
-            trial.set_user_attr("outcome", COMPLETED)
+            record.val_metrics = {k: v for k, v in val.items() if isinstance(v, (int, float))}
+            record.outcome = COMPLETED
+            record.save(trial, "train_seconds", "val_metrics", "outcome")
             if cfg.pareto:
                 return metric, float(measurement.stats[cfg.statistic])
             return metric
@@ -139,10 +138,11 @@ def make_objective(ctx: SearchContext):
             raise
         except EdgeskdError as exc:
             # A candidate this configuration cannot build or train: recorded, not retried, the search goes on.
-            trial.set_user_attr("outcome", FAILED)
-            trial.set_user_attr(ERROR, f"{type(exc).__name__}: {exc}")
+            record.outcome, record.error = FAILED, f"{type(exc).__name__}: {exc}"
+            record.save(trial, "outcome", "error")
             raise
         finally:
-            trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
+            record.seconds = round(time.perf_counter() - started, 3)
+            record.save(trial, "seconds")
 
     return objective

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeskd._io import atomic_path, atomic_write_text
-from edgeskd.search.objective import COMPLETED, OVER_BUDGET, PRUNED_BY_METRIC
+from edgeskd.search.records import COMPLETED, OVER_BUDGET, PRUNED_BY_METRIC
 
 COLOURS = {COMPLETED: "tab:blue", PRUNED_BY_METRIC: "tab:orange", OVER_BUDGET: "tab:red"}
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from edgeskd._io import atomic_write_json
 from edgeskd.errors import SearchError
-from edgeskd.search.objective import COMPLETED, OVER_BUDGET, SearchContext, latency_attrs, pick_metric
-from edgeskd.search.progress import outcome_of
+from edgeskd.search.objective import SearchContext, latency_attrs, pick_metric
+from edgeskd.search.records import COMPLETED, OVER_BUDGET, TrialRecord
 
 SUMMARY_NAME = "summary.json"
 DEMO_NOTE = ("demo data: the 16 real paediatric chest X-rays shipped by pneumonia-model-package (8 normal, 8 "
@@ -46,20 +46,18 @@ def trial_rows(study, statistic: str) -> list[dict[str, Any]]:
     for t in study.get_trials(deepcopy=False):
         if not t.state.is_finished():
             continue
-        student = t.user_attrs.get("student", {})
-        cfg = t.user_attrs.get("train_config", {})
+        r = TrialRecord.from_trial(t)
+        student, cfg = r.student or {}, r.train_config or {}
         rows.append({
-            "number": t.number, "outcome": outcome_of(t),
-            "metric": t.values[0] if t.values else None,
-            "latency_ms": t.user_attrs.get("latency_ms", {}).get(statistic),
+            "number": r.number, "outcome": r.outcome, "metric": r.metric,
+            "latency_ms": (r.latency_ms or {}).get(statistic),
             "depth": student.get("depth"), "width": student.get("width"), "resolution": student.get("resolution"),
+            "deployment": r.deployment,
             "strategies": f"{cfg.get('strategy_a', '')} / {cfg.get('strategy_b', '')}" if cfg else "",
-            "parameters": t.user_attrs.get("parameters"), "macs": t.user_attrs.get("macs"),
-            "probe_seconds": t.user_attrs.get("probe_seconds"), "train_seconds": t.user_attrs.get("train_seconds"),
-            "seconds": t.user_attrs.get("seconds"),
-            "reason": t.user_attrs.get("pruned_reason") or t.user_attrs.get("error") or "",
-            "retry_of": t.user_attrs.get("retry_of"),
-            "last_metric": t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else None,
+            "parameters": r.parameters, "macs": r.macs, "probe_seconds": r.probe_seconds,
+            "train_seconds": r.train_seconds, "seconds": r.seconds,
+            "reason": r.pruned_reason or r.error or "", "retry_of": r.retry_of, "reused_from": r.reused_from,
+            "last_metric": r.last_metric,
         })
     return rows
 
@@ -139,7 +137,7 @@ def _confirm_latency(ctx: SearchContext, ranked: list) -> tuple[Any, list[dict[s
     cfg, stages = ctx.config, ctx.stages
     rejected: list[dict[str, Any]] = []
     for trial in ranked:
-        spec = StudentSpec.from_dict(trial.user_attrs["student"])
+        spec = StudentSpec.from_dict(TrialRecord.from_trial(trial).student)
         model = stages.build_student(spec, ctx.teacher)
         measurement = stages.measure(model, spec.resolution, ctx.target, None)
         ok, reason = stages.check_budget(measurement, cfg.latency_ms, cfg.statistic, ctx.target)
@@ -154,8 +152,9 @@ def _final(ctx: SearchContext, trial, show_progress: bool) -> dict[str, Any]:
     from edgeskd.models import StudentSpec
 
     cfg, stages = ctx.config, ctx.stages
-    spec = StudentSpec.from_dict(trial.user_attrs["student"])
-    values = {**trial.user_attrs["train_config"], **ctx.space.schedule.final}
+    record = TrialRecord.from_trial(trial)
+    spec = StudentSpec.from_dict(record.student)
+    values = {**record.train_config, **ctx.space.schedule.final}
     out = ctx.run_dir / "winner"
     started = time.perf_counter()
     resume = (out / "state.safetensors").is_file()  # a final training cut off earlier continues where it stopped
@@ -172,8 +171,8 @@ def _final(ctx: SearchContext, trial, show_progress: bool) -> dict[str, Any]:
         "val": _scalars(metrics.get("val")), "test": _scalars(metrics.get("test")),
         "confusion_matrix": (metrics.get("test") or metrics.get("val") or {}).get("confusion_matrix"),
         "classes": list(ctx.data.train.classes),
-        "search_latency_ms": trial.user_attrs.get("latency_ms"), **latency_attrs(measurement),
-        "parameters": trial.user_attrs.get("parameters"), "macs": trial.user_attrs.get("macs"),
+        "search_latency_ms": record.latency_ms, **latency_attrs(measurement),
+        "parameters": record.parameters, "macs": record.macs, "deployment": record.deployment,
         "train_seconds": round(train_seconds, 2), "checkpoint": str(result.checkpoint),
         "budget_ok": bool(ok), "budget_reason": str(reason), "bundle": None,
     }
