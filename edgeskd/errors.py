@@ -44,3 +44,8 @@ class OutputError(EdgeskdError, OSError):
     """An output folder or file cannot be written (read-only, missing, full disk, no permission, already in use).
 
     Also an OSError, so code that already handles OSError keeps working; the CLI prints it as one line, exit 2."""
+
+
+class RuntimeAdapterError(LatencyError, ExportError):
+    """A runtime adapter (edgeskd.runtimes) cannot build or run what was asked. Both a latency and an export error,
+    because both stages drive runtimes through the adapters and their callers catch their own kind."""
