@@ -90,21 +90,23 @@ class BYOLStage:
                                 f"B must have A's architecture")
         self.a, self.b, self.options = a, b, options
         torch.manual_seed(_seed(options.seed, -1))
-        self.projector = _mlp(a.num_features, options.hidden, options.dim)
-        self.predictor = _mlp(options.dim, options.hidden, options.dim)
+        device = next(a.parameters()).device
+        self.projector = _mlp(a.num_features, options.hidden, options.dim).to(device)
+        self.predictor = _mlp(options.dim, options.hidden, options.dim).to(device)
         self.target_projector = copy.deepcopy(self.projector)
+        self.device = device
         for p in [*self.b.parameters(), *self.target_projector.parameters()]:
             p.requires_grad_(False)
         self.online_params = [*a.parameters(), *self.projector.parameters(), *self.predictor.parameters()]
 
     def loss(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         opt = self.options
-        v1 = augment_batch(x, opt.augment, opt.hflip, generator)
-        v2 = augment_batch(x, opt.augment, opt.hflip, generator)
         n = len(x)
-        p = self.predictor(self.projector(encode(self.a, torch.cat([v1, v2]))))
+        views = torch.cat([augment_batch(x, opt.augment, opt.hflip, generator),
+                           augment_batch(x, opt.augment, opt.hflip, generator)]).to(self.device, non_blocking=True)
+        p = self.predictor(self.projector(encode(self.a, views)))
         with torch.no_grad():  # the EMA target costs one forward pass per view
-            z = self.target_projector(encode(self.b, torch.cat([v1, v2])))
+            z = self.target_projector(encode(self.b, views))
         return byol_loss(p[:n], z[n:]) + byol_loss(p[n:], z[:n])
 
     def after_step(self) -> None:
