@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgeskd.cli._common import add_json_flag, print_json
+from edgeskd.cli._common import add_json_flag, add_teacher_num_classes, print_json
 
 EPILOG = """strategies: "<element>[:k=v,...]+<layer>", a bare element name means "+first".
   element (which channels along every reduced dimension, one index set per channel space):
@@ -31,6 +31,7 @@ def register(sub, name, help_text):
     parser.add_argument("--teacher-weights", help="teacher weights (.safetensors/.pth/.pt), or 'hub' to download "
                                                   "through timm (online machines); optional for teachers whose weights "
                                                   "ship with a package (tf_efficientnet_lite0)")
+    add_teacher_num_classes(parser)
     student = parser.add_mutually_exclusive_group()
     student.add_argument("--student", help="timm name of the student (same family), e.g. vit_tiny_patch16_224")
     student.add_argument("--student-config", help="JSON StudentSpec file (teacher, depth, width, resolution, ...)")
@@ -86,13 +87,14 @@ def run(args: argparse.Namespace) -> int:
 
     strategies = (str(parse_strategy(args.strategy_a)), str(parse_strategy(args.strategy_b)))  # fail fast
     with tqdm(total=4, desc="select", unit="step", disable=True if args.json else None, leave=False) as bar:
-        teacher = load_teacher(args.teacher, args.teacher_weights)
+        teacher = load_teacher(args.teacher, args.teacher_weights, teacher_num_classes=args.teacher_num_classes)
         bar.update()
         student, student_info = _student(args, teacher)
         bar.update()
         dual = select_dual(teacher, student, *strategies)
         bar.update()
-        info = {"teacher": args.teacher, "teacher_weights": args.teacher_weights, "student": student_info}
+        info = {"teacher": args.teacher, "teacher_weights": args.teacher_weights,
+                "teacher_num_classes": int(getattr(teacher, "num_classes", -1)), "student": student_info}
         paths = save_dual_selection(args.out, dual, info)
         bar.update()
     a, overlap = dual.a.report, dual.report["overlap"]
@@ -100,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
                "strategy_a": strategies[0], "strategy_b": strategies[1], "kept_fraction": a["kept_fraction"],
                "kept_parameters": a["kept_parameters"], "teacher_parameters": a["teacher_parameters"],
                "overlap_parameters": overlap["parameters"], "overlap_channels": overlap["channels"],
-               "classifier_left": a["classifier_left"], "student": student_info}
+               "classifier_left": a["classifier_left"], "student": student_info,
+               "teacher_num_classes": info["teacher_num_classes"]}
     if args.json:
         print_json(summary)
         return 0

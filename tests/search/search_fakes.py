@@ -45,7 +45,7 @@ class _Part(SimpleNamespace):
         return len(self.labels)
 
 
-def _load_data(source: str, *, seed: int = 0, train_fraction: float = 1.0):
+def _load_data(source: str, *, seed: int = 0, train_fraction: float = 1.0, **options):
     train = _Part(images=[np.zeros((8, 8), np.uint8)] * 6, labels=np.arange(6) % 3, classes=CLASSES)
     test = _Part(images=[np.zeros((8, 8), np.uint8)] * 3, labels=np.arange(3), classes=CLASSES)
     return SimpleNamespace(train=train, val=test, test=test, unlabelled=None, name=source)
@@ -117,7 +117,7 @@ def _train_config(values: dict[str, Any]) -> dict[str, Any]:
 def fake_stages() -> Stages:
     return Stages(
         load_data=_load_data,
-        load_teacher=lambda name, weights, num_classes=None: SimpleNamespace(name=name),
+        load_teacher=lambda name, weights, teacher_num_classes=None: SimpleNamespace(name=name),
         build_student=lambda spec, teacher: SimpleNamespace(depth=spec.depth, width=spec.width),
         profile=lambda model, resolution: SimpleNamespace(parameters=int(1e5 * model.depth * model.width),
                                                           macs=int(1e6 * model.depth * model.width * resolution)),
