@@ -27,5 +27,6 @@ def lite0_teacher():
 def postgres_url() -> str:
     url = os.environ.get("EDGESKD_TEST_POSTGRES_URL")
     if not url:
-        pytest.skip("no PostgreSQL server: set EDGESKD_TEST_POSTGRES_URL (.ci/postgres.sh starts one)")
+        pytest.skip("no PostgreSQL server: set EDGESKD_TEST_POSTGRES_URL (apt-get install postgresql; .ci/postgres.sh "
+                    "starts one)")
     return url

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgeskd.cli._common import add_json_flag, print_json
+from edgeskd.cli._common import add_data_options, add_json_flag, data_options, print_json
 
 
 def register(sub, name, help_text):
@@ -15,15 +15,7 @@ def register(sub, name, help_text):
                "chest-xray-samples, brain-mri-samples, fashion-mnist.")
     parser.add_argument("source", metavar="SOURCE", help="dataset folder, MedMNIST .npz file or built-in name")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split and train-fraction (default 0)")
-    parser.add_argument("--train-fraction", type=float, default=1.0,
-                        help="keep this stratified fraction of train as labelled (0 < f <= 1; default 1)")
-    parser.add_argument("--val-fraction", type=float, default=0.15,
-                        help="val share when the source has no split of its own (default 0.15)")
-    parser.add_argument("--test-fraction", type=float, default=0.15,
-                        help="test share when the source has no split of its own (default 0.15)")
-    parser.add_argument("--same-size", action="store_true", help="fail unless all images have one size")
-    parser.add_argument("--dicom-window", type=float, nargs=2, metavar=("CENTRE", "WIDTH"),
-                        help="VOI window for DICOM files, e.g. 40 400 (default: each file's own window)")
+    add_data_options(parser)
     add_json_flag(parser)
     parser.set_defaults(func=run)
     return parser
@@ -39,10 +31,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dicom_window and args.dicom_window[1] < 1:
         raise DataError(f"--dicom-window width must be >= 1; got {args.dicom_window[1]:g}")
 
-    splits = load_dataset(args.source, seed=args.seed, val_fraction=args.val_fraction,
-                          test_fraction=args.test_fraction, train_fraction=args.train_fraction,
-                          allow_mixed_sizes=not args.same_size,
-                          dicom_window=tuple(args.dicom_window) if args.dicom_window else None, progress=True)
+    splits = load_dataset(args.source, seed=args.seed, progress=True, **data_options(args))
     summary = splits.summary()
     summary["seed"] = args.seed
     summary["train_fraction"] = args.train_fraction

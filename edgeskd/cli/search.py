@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from edgeskd.cli._common import add_json_flag, print_json
+from edgeskd.cli._common import add_data_options, add_json_flag, add_teacher_num_classes, data_options, print_json
 
 DEMO_TRIALS = 6
 DEFAULT_TRIALS = 20
@@ -25,6 +25,7 @@ def register(sub, name, help_text):
     p.add_argument("--teacher-weights",
                    help="teacher weight file (.safetensors/.pth/.pt), or 'hub' to download through timm "
                         "(online machines)")
+    add_teacher_num_classes(p)
     p.add_argument("--target", default="ort-cpu", help="latency target: ort-cpu, openvino-cpu, tensorrt, "
                    "remote://host:port or a profile")
     p.add_argument("--latency-ms", type=float, default=20.0, help="latency budget in milliseconds (hard gate; default 20)")
@@ -44,8 +45,7 @@ def register(sub, name, help_text):
     p.add_argument("--study", default=None, help="study name (default: derived from teacher, data, target, budget); "
                    "workers on other machines join by this name")
     p.add_argument("--run-dir", default=None, help="run folder (default: runs/STUDY)")
-    p.add_argument("--train-fraction", type=float, default=1.0, help="labelled share of the training split "
-                   "(data-scarce mode; the rest is unlabelled)")
+    add_data_options(p)  # --train-fraction (data-scarce mode), --val/--test-fraction, --same-size, --dicom-window
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--stages", default=None, help=argparse.SUPPRESS)  # tests: "module:function" returning Stages
     add_json_flag(p)
@@ -64,9 +64,11 @@ def build_config(args: argparse.Namespace):
     config = SearchConfig(data=args.data or DEMO_DATA, teacher=args.teacher or DEMO_TEACHER,
                           teacher_weights=args.teacher_weights, target=args.target, latency_ms=args.latency_ms,
                           statistic=args.statistic, trials=trials, timeout=args.timeout, pareto=args.pareto,
-                          workers=args.workers, seed=args.seed, train_fraction=args.train_fraction, metric=args.metric,
+                          workers=args.workers, seed=args.seed, metric=args.metric,
                           demo=demo, space=args.space or ("demo" if demo and args.teacher is None else ""),
-                          study=args.study or "", run_dir=args.run_dir or "", **extra)
+                          study=args.study or "", run_dir=args.run_dir or "",
+                          teacher_num_classes=args.teacher_num_classes,
+                          **SearchConfig.data_fields(data_options(args)), **extra)
     return config.resolve()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edgeskd.cli._common import add_json_flag, print_json
+from edgeskd.cli._common import add_json_flag, add_teacher_num_classes, print_json
 
 EPILOG = """strategies: "<element>[:k=v,...]+<layer>", a bare element name means "+first".
   element (which channels along every reduced dimension, one index set per channel space):
@@ -32,6 +32,7 @@ def register(sub, name, help_text):
     parser.add_argument("--teacher-weights", help="teacher weights (.safetensors/.pth/.pt), or 'hub' to download "
                                                   "through timm (online machines); optional for teachers whose weights "
                                                   "ship with a package (tf_efficientnet_lite0)")
+    add_teacher_num_classes(parser)
     student = parser.add_mutually_exclusive_group()
     student.add_argument("--student", help="timm name of the student (same family), e.g. vit_tiny_patch16_224")
     student.add_argument("--student-config", help="JSON StudentSpec file (teacher, depth, width, resolution, ...)")
@@ -91,13 +92,14 @@ def run(args: argparse.Namespace) -> int:
     strategies = (str(parse_strategy(args.strategy_a)), str(parse_strategy(args.strategy_b)))  # fail fast
     check_output_folder(args.out, overwrite=args.overwrite)  # before the teacher loads: refuse or probe now
     with tqdm(total=4, desc="select", unit="step", disable=True if args.json else None, leave=False) as bar:
-        teacher = load_teacher(args.teacher, args.teacher_weights)
+        teacher = load_teacher(args.teacher, args.teacher_weights, teacher_num_classes=args.teacher_num_classes)
         bar.update()
         student, student_info = _student(args, teacher)
         bar.update()
         dual = select_dual(teacher, student, *strategies)
         bar.update()
-        info = {"teacher": args.teacher, "teacher_weights": args.teacher_weights, "student": student_info}
+        info = {"teacher": args.teacher, "teacher_weights": args.teacher_weights,
+                "teacher_num_classes": int(getattr(teacher, "num_classes", -1)), "student": student_info}
         with publish_folder(args.out, overwrite=args.overwrite) as building:  # all three files or none
             built = save_dual_selection(building, dual, info)
         paths = {k: Path(args.out) / v.name for k, v in built.items()}
@@ -107,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
                "strategy_a": strategies[0], "strategy_b": strategies[1], "kept_fraction": a["kept_fraction"],
                "kept_parameters": a["kept_parameters"], "teacher_parameters": a["teacher_parameters"],
                "overlap_parameters": overlap["parameters"], "overlap_channels": overlap["channels"],
-               "classifier_left": a["classifier_left"], "student": student_info}
+               "classifier_left": a["classifier_left"], "student": student_info,
+               "teacher_num_classes": info["teacher_num_classes"]}
     if args.json:
         print_json(summary)
         return 0

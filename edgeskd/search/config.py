@@ -21,7 +21,8 @@ DEMO_DATA = "chest-xray-samples"
 DEMO_TEACHER = "tf_efficientnet_lite0"
 # Changing any of these changes what the study means; resuming with a different value is refused.
 IDENTITY = ("data", "teacher", "teacher_weights", "target", "latency_ms", "statistic", "space_sha256", "pareto",
-            "metric", "seed", "train_fraction")
+            "metric", "seed", "train_fraction", "val_fraction", "test_fraction", "same_size", "dicom_window",
+            "teacher_num_classes")
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,12 @@ class SearchConfig:
     stages: str = "edgeskd.search.stages:real_stages"
     storage_display: str = ""            # masked; the real URL travels to workers in the environment only
     demo: bool = False
+    # --- data options shared with `edgeskd data`/`train` (cli/_common.add_data_options) and the teacher's head ----
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    same_size: bool = False
+    dicom_window: list[float] | None = None  # [centre, width]; a list so config.json round-trips unchanged
+    teacher_num_classes: int | None = None   # None: read from the teacher weight file
 
     def __post_init__(self) -> None:
         if self.latency_ms <= 0:
@@ -61,6 +68,20 @@ class SearchConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @staticmethod
+    def data_fields(options: dict[str, Any]) -> dict[str, Any]:
+        """SearchConfig fields from load_dataset() keyword arguments (cli/_common.data_options)."""
+        window = options.get("dicom_window")
+        return {"train_fraction": options["train_fraction"], "val_fraction": options["val_fraction"],
+                "test_fraction": options["test_fraction"], "same_size": not options["allow_mixed_sizes"],
+                "dicom_window": [float(v) for v in window] if window else None}
+
+    def data_options(self) -> dict[str, Any]:
+        """load_dataset() keyword arguments (seed excluded) for this search's data."""
+        return {"train_fraction": self.train_fraction, "val_fraction": self.val_fraction,
+                "test_fraction": self.test_fraction, "allow_mixed_sizes": not self.same_size,
+                "dicom_window": tuple(self.dicom_window) if self.dicom_window else None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SearchConfig:

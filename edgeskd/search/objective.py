@@ -47,9 +47,10 @@ class SearchContext:
     def load(cls, config: SearchConfig, stages: Stages | None = None) -> SearchContext:
         stages = stages or load_stages(config.stages)
         space = load_space(config.space)
-        data = stages.load_data(config.data, seed=config.seed, train_fraction=config.train_fraction)
+        data = stages.load_data(config.data, seed=config.seed, **config.data_options())
         classes = list(data.train.classes)
-        teacher = stages.load_teacher(config.teacher, config.teacher_weights)
+        teacher = stages.load_teacher(config.teacher, config.teacher_weights,
+                                      teacher_num_classes=config.teacher_num_classes)
         target = stages.get_target(config.target)
         run_dir = Path(config.run_dir)
         cache = stages.latency_cache(run_dir / "latency_cache.sqlite")

@@ -18,8 +18,8 @@ from edgeskd.errors import SearchError
 
 @dataclass(frozen=True)
 class Stages:
-    load_data: Callable[..., Any]          # (source, *, seed, train_fraction) -> DatasetSplits
-    load_teacher: Callable[..., Any]       # (name, weights, *, num_classes) -> nn.Module
+    load_data: Callable[..., Any]          # (source, *, seed, **SearchConfig.data_options()) -> DatasetSplits
+    load_teacher: Callable[..., Any]       # (name, weights, *, teacher_num_classes) -> nn.Module
     build_student: Callable[..., Any]      # (StudentSpec, teacher) -> nn.Module (untrained)
     profile: Callable[..., Any]            # (model, resolution) -> ModelProfile (parameters, macs)
     get_target: Callable[..., Any]         # (name) -> Target
@@ -75,16 +75,16 @@ def _export_bundle(checkpoint, out_dir, *, parity_images, parity_labels, latency
                          latency=latency, overwrite=True)
 
 
-def _load_data(source: str, *, seed: int = 0, train_fraction: float = 1.0):
+def _load_data(source: str, *, seed: int = 0, **options):
     from edgeskd.data import load_dataset
 
-    return load_dataset(source, seed=seed, train_fraction=train_fraction)
+    return load_dataset(source, seed=seed, **options)  # options: SearchConfig.data_options()
 
 
-def _load_teacher(name: str, weights: str | None, *, num_classes: int | None = None):
+def _load_teacher(name: str, weights: str | None, *, teacher_num_classes: int | None = None):
     from edgeskd.models import load_teacher
 
-    return load_teacher(name, weights)
+    return load_teacher(name, weights, teacher_num_classes=teacher_num_classes)
 
 
 def _get_target(name: str):

@@ -45,7 +45,7 @@ class _Part(SimpleNamespace):
         return len(self.labels)
 
 
-def _load_data(source: str, *, seed: int = 0, train_fraction: float = 1.0):
+def _load_data(source: str, *, seed: int = 0, train_fraction: float = 1.0, **options):
     train = _Part(images=[np.zeros((8, 8), np.uint8)] * 6, labels=np.arange(6) % 3, classes=CLASSES)
     test = _Part(images=[np.zeros((8, 8), np.uint8)] * 3, labels=np.arange(3), classes=CLASSES)
     return SimpleNamespace(train=train, val=test, test=test, unlabelled=None, name=source)
@@ -62,8 +62,24 @@ def _check_budget(m, budget_ms, statistic, target):
     return (value <= budget_ms, f"{statistic} {value:.3f} ms {'<=' if value <= budget_ms else '>'} budget {budget_ms}")
 
 
+def _wait_for_trainers(count: int, limit_s: float = 300.0) -> None:
+    """Block until `count` processes have started training (EDGESKD_FAKE_WAIT_FOR_TRAINERS), so a test about
+    parallel workers does not depend on how fast each worker process starts on a loaded machine."""
+    path, end = os.environ["EDGESKD_FAKE_LOG"], time.monotonic() + limit_s
+    while time.monotonic() < end:
+        try:
+            pids = {e["pid"] for e in read_log(Path(path)) if e["event"] == "train"}
+        except ValueError:  # a line being appended by another process right now; read again
+            pids = set()
+        if len(pids) >= count:
+            return
+        time.sleep(0.05)  # past the limit the test's own assertion on the trainers reports it
+
+
 def _train(spec, data, teacher, config, *, out_dir, report, resume, progress):
     _log("train", depth=spec.depth, width=spec.width, resolution=spec.resolution, out_dir=str(out_dir))
+    if os.environ.get("EDGESKD_FAKE_WAIT_FOR_TRAINERS"):
+        _wait_for_trainers(int(os.environ["EDGESKD_FAKE_WAIT_FOR_TRAINERS"]))
     step_s = float(os.environ.get("EDGESKD_FAKE_STEP_S", "0.02"))
     epochs = config["epochs_skd"] + config["epochs_finetune"]
     quality = 0.3 + 0.5 * spec.depth * spec.width + 0.001 * spec.resolution + 0.02 * config["lr"] * 100
@@ -101,7 +117,7 @@ def _train_config(values: dict[str, Any]) -> dict[str, Any]:
 def fake_stages() -> Stages:
     return Stages(
         load_data=_load_data,
-        load_teacher=lambda name, weights, num_classes=None: SimpleNamespace(name=name),
+        load_teacher=lambda name, weights, teacher_num_classes=None: SimpleNamespace(name=name),
         build_student=lambda spec, teacher: SimpleNamespace(depth=spec.depth, width=spec.width),
         profile=lambda model, resolution: SimpleNamespace(parameters=int(1e5 * model.depth * model.width),
                                                           macs=int(1e6 * model.depth * model.width * resolution)),

@@ -141,38 +141,47 @@ def _cli(run: Path, trials: int) -> list[str]:
             "--trials", str(trials), "--run-dir", str(run), "--study", "t", "--stages", "search_fakes:fake_stages"]
 
 
-def _wait_finished(run: Path, n: int, proc: subprocess.Popen, limit_s: float = 90) -> None:
+def _wait_finished(run: Path, n: int, proc: subprocess.Popen, log: Path, limit_s: float = 300) -> None:
+    """Wait until >= n trials finished and a later trial is inside training (its fake training logged its start and
+    the trial is still running). Generous limit: worker start-up on a loaded 2-core machine takes a while."""
     end = time.time() + limit_s
     while time.time() < end:
         assert proc.poll() is None, "search ended before it could be interrupted"
         if (run / "study.journal").exists():
             try:
-                done = (TrialState.COMPLETE, TrialState.PRUNED)
-                if sum(t.state in done for t in _journal_trials(run)) >= n:
-                    return
+                trials = _journal_trials(run)
             except KeyError:  # study not created yet
-                pass
-        time.sleep(0.3)
-    raise AssertionError(f"fewer than {n} trials finished in {limit_s} s")
+                trials = []
+            done = (TrialState.COMPLETE, TrialState.PRUNED)
+            try:
+                started = [Path(e["out_dir"]).name for e in read_log(log) if e["event"] == "train"]
+            except ValueError:  # a line being appended right now
+                started = []
+            running = {str(t.number) for t in trials if t.state == TrialState.RUNNING}
+            if sum(t.state in done for t in trials) >= n and started and started[-1] in running:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"fewer than {n} trials finished, or none was being trained, within {limit_s} s")
 
 
 def test_interrupted_search_resumes_without_losing_or_repeating(tmp_path):
     run, log = tmp_path / "run", tmp_path / "calls.jsonl"
-    env = _env(log, step_s=0.3)  # ~1 s of "training" per trial, so a kill usually lands inside one
-    # 1) Ctrl-C, 2) kill -9, each after more trials have finished; 3) the same command runs to the end.
+    env = _env(log, step_s=0.5)  # ~1.5 s of "training" per trial
+    # 1) Ctrl-C, 2) kill -9, each after more trials have finished and while a trial is being trained (waited for,
+    # not guessed with a sleep, so a loaded machine cannot move the kill between trials); 3) the same command runs
+    # to the end.
     finished_before: dict[int, tuple] = {}
     for sig, after in ((signal.SIGINT, 1), (signal.SIGKILL, 3)):
         proc = subprocess.Popen(_cli(run, 6), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        _wait_finished(run, after, proc)
-        time.sleep(0.5)
+        _wait_finished(run, after, proc, log=log)
         proc.send_signal(sig)
-        out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=300)
         assert proc.returncode == (130 if sig == signal.SIGINT else -9), err.decode()[-2000:]
     for t in _journal_trials(run):
         if t.state in (TrialState.COMPLETE, TrialState.PRUNED):
             finished_before[t.number] = (t.state, t.values, t.params)
     assert len(finished_before) >= 3
-    final = subprocess.run(_cli(run, 6), env=env, capture_output=True, timeout=180)
+    final = subprocess.run(_cli(run, 6), env=env, capture_output=True, timeout=600)
     assert final.returncode == 0, final.stderr.decode()[-3000:]
     assert "resuming study" in final.stderr.decode()
 
@@ -212,6 +221,8 @@ def test_two_local_workers_share_a_journal(tmp_path, monkeypatch):
     log = tmp_path / "calls.jsonl"
     for k, v in _env(log, 0.05).items():
         monkeypatch.setenv(k, v)
+    # the first worker to train waits for the second, so "both workers trained" does not depend on start-up speed
+    monkeypatch.setenv("EDGESKD_FAKE_WAIT_FOR_TRAINERS", "2")
     run = tmp_path / "run"
     run_search(_config(run, trials=6, workers=2), show_progress=False)
     _check_workers(run, _journal_trials(run), log, 6)
@@ -221,6 +232,7 @@ def test_two_workers_on_postgresql(tmp_path, monkeypatch, postgres_url, capfd):
     log = tmp_path / "calls.jsonl"
     for k, v in _env(log, 0.05).items():
         monkeypatch.setenv(k, v)
+    monkeypatch.setenv("EDGESKD_FAKE_WAIT_FOR_TRAINERS", "2")
     study = f"pg-{uuid.uuid4().hex[:8]}"
     run = tmp_path / "run"
     summary = run_search(_config(run, trials=6, workers=2, study=study), storage_url=postgres_url,

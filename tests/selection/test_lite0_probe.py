@@ -6,40 +6,25 @@ the selected students are compared with the mean over three random seeds; all nu
 
 from __future__ import annotations
 
-import gzip
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
+from edgeskd.data import load_dataset
+from edgeskd.errors import MissingDependency
 from edgeskd.models import StudentSpec, build_student
 from edgeskd.selection import apply_selection, select_weights
 
-FMNIST = Path("/usr/share/datasets/fashion-mnist")
 N_TRAIN, N_TEST, RES = 400, 400, 64
 
 
 def _fashion_mnist() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     try:
-        from edgeskd.data import load_dataset
-    except ImportError:
-        load_dataset = None
-    if load_dataset is not None:
         splits = load_dataset("fashion-mnist", seed=0)
-        return (np.asarray(splits.train.images[:N_TRAIN]), np.asarray(splits.train.labels[:N_TRAIN]),
-                np.asarray(splits.test.images[:N_TEST]), np.asarray(splits.test.labels[:N_TEST]))
-    if not FMNIST.is_dir():
-        pytest.skip(f"{FMNIST} missing: apt-get install dataset-fashion-mnist")
-
-    def idx(name: str, offset: int) -> np.ndarray:
-        with gzip.open(FMNIST / name) as fh:
-            return np.frombuffer(fh.read(), np.uint8, offset=offset)
-
-    train_x = idx("train-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28)
-    test_x = idx("t10k-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28)
-    return (train_x[:N_TRAIN], idx("train-labels-idx1-ubyte.gz", 8)[:N_TRAIN],
-            test_x[:N_TEST], idx("t10k-labels-idx1-ubyte.gz", 8)[:N_TEST])
+    except MissingDependency as exc:  # Debian's dataset-fashion-mnist absent: the reason names the install command
+        pytest.skip(str(exc))
+    return (np.asarray(splits.train.images[:N_TRAIN]), np.asarray(splits.train.labels[:N_TRAIN]),
+            np.asarray(splits.test.images[:N_TEST]), np.asarray(splits.test.labels[:N_TEST]))
 
 
 @torch.no_grad()
