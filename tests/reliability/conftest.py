@@ -31,3 +31,14 @@ def blocked_dir(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     return blocker / "out"
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory):
+    """A tiny real ONNX model (milliseconds to load and run)."""
+    import torch.nn as nn
+
+    from edgeskd.export.onnx import export_onnx
+
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
+    return export_onnx(net, tmp_path_factory.mktemp("onnx") / "tiny.onnx", resolution=32)
