@@ -82,3 +82,17 @@ def test_verify_refuses_a_manifest_over_16_mib(run_cli, bundle, tmp_path):
     (copy / "manifest.json").write_text(json.dumps(manifest))
     _, _, err = run_cli("verify", copy, "--no-parity")
     assert "limit" in err and str(MAX_JSON_BYTES) in err
+
+
+def test_checkpoint_with_a_hostile_header_is_a_named_error(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from edgeskd.errors import ModelError
+    from edgeskd.models import load_checkpoint
+    from edgeskd.models.checkpoint import FORMAT
+
+    path = tmp_path / "hostile.safetensors"
+    save_file({"w": torch.zeros(1)}, str(path), metadata={"format": FORMAT, "student": DEEP})
+    with pytest.raises(ModelError, match="'student' is not valid JSON: nesting deeper than the limit of 64"):
+        load_checkpoint(path)

@@ -86,3 +86,16 @@ def test_resolution_below_the_family_minimum(tmp_path):
         StudentSpec("convnext_atto", 0.5, 0.5, resolution=0)
     model = build_student(StudentSpec("convnext_atto", 0.5, 0.5, resolution=32, num_classes=2))
     assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 2)
+
+
+@pytest.mark.parametrize("flag, value", [("--latency-ms", "nan"), ("--latency-ms", "inf"), ("--latency-ms", "0"),
+                                         ("--timeout", "nan"), ("--train-fraction", "nan"), ("--workers", "0")])
+def test_search_budget_and_limits_must_be_finite(run_cli, tmp_path, flag, value):
+    _, _, err = run_cli("search", flag, value, "--run-dir", tmp_path / "run")
+    assert flag in err and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("flag, value", [("--max-accuracy-drop", "nan"), ("--parity-images", "0")])
+def test_export_numbers_must_be_in_range(run_cli, tmp_path, flag, value):
+    _, _, err = run_cli("export", tmp_path / "c.safetensors", "--out", tmp_path / "b", flag, value)
+    assert flag in err
