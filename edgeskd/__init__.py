@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "edgeskd.errors": ("EdgeskdError", "DataError", "ModelError", "SelectionError", "TrainingError", "LatencyError",
-                       "ExportError", "SearchError", "MissingDependency"),
+                       "ExportError", "SearchError", "MissingDependency", "OutputError"),
     "edgeskd.data": ("load_dataset", "ImageSet", "DatasetSplits", "BUILTIN_DATASETS", "read_image", "read_dicom",
                      "to_tensors"),
     "edgeskd.data.preprocess": ("PreprocessSpec", "preprocess"),

@@ -69,7 +69,10 @@ def probe_file_writable(path: str | os.PathLike, what: str = "output file") -> P
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"{what} {path} is a folder; give a file name")
-    probe_writable(path.parent if str(path.parent) else Path("."), f"folder of {what} {path}")
+    try:
+        probe_writable(path.parent, "folder")
+    except OutputError as exc:
+        raise OutputError(f"{what} {path}: {exc}") from exc
     return path
 
 

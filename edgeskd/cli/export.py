@@ -48,6 +48,10 @@ def run(args: argparse.Namespace) -> int:
 
     from edgeskd._folders import probe_writable
 
+    from edgeskd._limits import check_range
+
+    check_range(args.max_accuracy_drop, "--max-accuracy-drop", low=0, high=1, error=ExportError)
+    check_range(args.parity_images, "--parity-images", low=1, high=100_000, integer=True, error=ExportError)
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise ExportError(f"{out} already exists; choose another --out or pass --overwrite")

@@ -53,9 +53,24 @@ def register(sub, name, help_text):
     return p
 
 
+def check_numbers(args: argparse.Namespace) -> None:
+    """Budgets and limits are finite and in range where they enter (a NaN budget would pass every trial)."""
+    from edgeskd._limits import check_range
+    from edgeskd.errors import SearchError
+
+    check_range(args.latency_ms, "--latency-ms", low=0, high=1e9, low_open=True, error=SearchError)
+    if args.timeout is not None:
+        check_range(args.timeout, "--timeout", low=0, high=1e9, low_open=True, error=SearchError)
+    if args.trials is not None:
+        check_range(args.trials, "--trials", low=1, high=1e9, integer=True, error=SearchError)
+    check_range(args.workers, "--workers", low=1, high=4096, integer=True, error=SearchError)
+    check_range(args.train_fraction, "--train-fraction", low=0, high=1, low_open=True, error=SearchError)
+
+
 def build_config(args: argparse.Namespace):
     from edgeskd.search.config import DEMO_DATA, DEMO_TEACHER, SearchConfig
 
+    check_numbers(args)
     demo = args.data is None
     trials = args.trials
     if trials is None and args.timeout is None:

@@ -252,7 +252,7 @@ class _Handler(BaseHTTPRequestHandler):
                     agent._slots.release()
             else:
                 self.busy = True
-                self.timeout = 5
+                self.connection.settimeout(5)  # a busy answer waits only briefly for the request to arrive
                 super().handle()
         finally:
             with agent._open_lock:

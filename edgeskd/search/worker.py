@@ -6,7 +6,6 @@ disk or shown in `ps`), joins the study and runs trials until the study-wide tri
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -14,7 +13,8 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    from edgeskd.errors import EdgeskdError
+    from edgeskd._json import read_json
+    from edgeskd.errors import EdgeskdError, SearchError
     from edgeskd.search.config import CONFIG_NAME, SearchConfig
     from edgeskd.search.driver import (DEADLINE_ENV, STORAGE_ENV, WORKER_ENV, StopAfter, open_study)
     from edgeskd.search.latency_map import load_map
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-        config = SearchConfig.from_dict(json.loads((run_dir / CONFIG_NAME).read_text()))
+        config = SearchConfig.from_dict(read_json(run_dir / CONFIG_NAME, SearchError, "search config"))
         info = resolve_storage(os.environ.get(STORAGE_ENV), run_dir, config.workers)
         ctx = SearchContext.load(config)
         study = open_study(config, open_storage(info), ctx.space.pruner, worker=worker, sampler=ctx.space.sampler)

@@ -32,6 +32,7 @@ import torch
 import torch.nn as nn
 
 from edgeskd._io import atomic_write_json, atomic_write_text, load_tensors, save_tensors
+from edgeskd._json import parse_json
 from edgeskd.data.preprocess import PreprocessSpec
 from edgeskd.errors import ModelError, TrainingError
 from edgeskd.models import Checkpoint, StudentSpec, build_student, create_model, family_of, save_checkpoint
@@ -443,11 +444,11 @@ def _read_state(path: Path, config: TrainConfig) -> tuple[dict[str, torch.Tensor
     tensors, header = load_tensors(path, TrainingError, "training state")
     if header.get("format") != STATE_FORMAT:
         raise TrainingError(f"{path} is not an edgeskd training state (format {header.get('format')!r})")
-    saved_config = json.loads(header["config"])
+    saved_config = parse_json(header.get("config"), TrainingError, f"training state {path}: 'config'")
     if saved_config != config.to_dict():
         diff = {k: (saved_config.get(k), v) for k, v in config.to_dict().items() if saved_config.get(k) != v}
         raise TrainingError(f"--resume: the run in {path.parent} used a different config (saved, now): {diff}")
-    return tensors, json.loads(header["meta"])
+    return tensors, parse_json(header.get("meta"), TrainingError, f"training state {path}: 'meta'")
 
 
 def _write_log(out: Path, history: list[dict[str, Any]]) -> None:
