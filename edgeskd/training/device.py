@@ -5,8 +5,9 @@
 - precision: "auto" is bf16 autocast on a CUDA device that supports it, else fp16 autocast with a gradient scaler;
   fp32 on the CPU (bf16 autocast measured slower than fp32 for the small students there, see
   benchmarks/results/training_speed.md). "fp32", "bf16", "fp16" force one.
-- channels_last: "auto" decides by a short timed probe of forward+backward in both memory formats (cached per model
-  shape, resolution, batch, device and precision in EDGESKD_CACHE_DIR or ~/.cache/edgeskd/memory_format.json); "on"
+- channels_last: "auto" decides by a short timed probe of forward+backward in both memory formats (cached per
+  architecture family, resolution, batch, device, thread count and precision in $EDGESKD_CACHE_DIR or
+  ~/.cache/edgeskd/memory_format.json, so a search probes once per resolution, not per candidate); "on"
   and "off" force it. With --deterministic, "auto" does not time anything and keeps the default format, so the run
   does not depend on a measurement.
 - data: the preprocessed training set is kept in memory once (and reused across the trials of a search); on CUDA it
@@ -163,7 +164,8 @@ def _read_cache() -> dict[str, Any]:
 
 
 def time_step(model: nn.Module, x: torch.Tensor, acc: Accelerator, repeats: int) -> float:
-    """Median seconds of one forward+backward of `model` on `x` (after one warm-up step)."""
+    """Best seconds of one forward+backward of `model` on `x` (after one warm-up step; the minimum is the least
+    disturbed by other load on a shared machine)."""
     times = []
     for i in range(repeats + 1):
         if acc.device.type == "cuda":
@@ -177,11 +179,11 @@ def time_step(model: nn.Module, x: torch.Tensor, acc: Accelerator, repeats: int)
         if i:
             times.append(time.perf_counter() - t0)
         model.zero_grad(set_to_none=True)
-    return sorted(times)[len(times) // 2]
+    return min(times)
 
 
 def decide_channels_last(setting: str, model: nn.Module, model_key: str, resolution: int, in_chans: int, batch: int,
-                         acc: Accelerator, repeats: int = 3) -> tuple[bool, dict[str, Any]]:
+                         acc: Accelerator, repeats: int = 2) -> tuple[bool, dict[str, Any]]:
     """(use channels_last, how it was decided). 'auto' measures once per key and caches the answer."""
     if setting in ("on", "off"):
         return setting == "on", {"decided_by": "config"}

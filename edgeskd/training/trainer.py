@@ -468,7 +468,9 @@ def _to_device(run: Run, acc: Accelerator, meta: dict[str, Any], config: TrainCo
         meta["runtime"]["probe"] = {"decided_by": "resumed run"}
     else:
         spec = run.spec
-        key = f"{spec.teacher}|d{spec.depth}|w{spec.width}|c{spec.in_chans}|n{spec.num_classes}"
+        # keyed by architecture family, not each student's shape: the layout's speed is a property of the conv kernels
+        # at this resolution and batch, and a search would otherwise pay a probe for every candidate
+        key = f"{spec.teacher}-family|c{spec.in_chans}"
         acc.channels_last, how = decide_channels_last(config.channels_last, run.a, key, spec.resolution,
                                                       spec.in_chans, config.batch_size, acc)
         meta["runtime"] = {**acc.describe(), "probe": how}
