@@ -41,7 +41,10 @@ def register(sub, name, help_text):
                    help="validation metric to maximise (default balanced_accuracy)")
     p.add_argument("--storage", default=None, help="study storage: postgresql://user:pass@host/db for many workers "
                    "or machines; sqlite:///FILE.db (one worker); default: a journal file in the run folder")
-    p.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
+    p.add_argument("--workers", type=int, default=1, help="local worker processes (default 1); with G GPUs, worker i "
+                   "trains on GPU i mod G (see docs/search.md, devices)")
+    p.add_argument("--device", default="auto", help="where trials train: auto (CUDA when torch sees one) | cpu | "
+                   "cuda (workers spread over the GPUs) | cuda:N (every worker on GPU N)")
     p.add_argument("--study", default=None, help="study name (default: derived from teacher, data, target, budget); "
                    "workers on other machines join by this name")
     p.add_argument("--run-dir", default=None, help="run folder (default: runs/STUDY)")
@@ -79,7 +82,7 @@ def build_config(args: argparse.Namespace):
     config = SearchConfig(data=args.data or DEMO_DATA, teacher=args.teacher or DEMO_TEACHER,
                           teacher_weights=args.teacher_weights, target=args.target, latency_ms=args.latency_ms,
                           statistic=args.statistic, trials=trials, timeout=args.timeout, pareto=args.pareto,
-                          workers=args.workers, seed=args.seed, metric=args.metric,
+                          workers=args.workers, device=args.device, seed=args.seed, metric=args.metric,
                           demo=demo, space=args.space or ("demo" if demo and args.teacher is None else ""),
                           study=args.study or "", run_dir=args.run_dir or "",
                           teacher_num_classes=args.teacher_num_classes,

@@ -13,6 +13,18 @@ _FLAGS = ("epochs_skd", "epochs_finetune", "lr", "finetune_lr_scale", "weight_de
           "unlabelled_ratio", "teacher_epochs", "patience", "monitor", "strategy_a", "strategy_b")
 
 
+def add_device_flags(p: argparse.ArgumentParser) -> None:
+    """--device, --precision, --channels-last, --deterministic (shared by train and search)."""
+    p.add_argument("--device", default=None,
+                   help="auto (CUDA when torch sees one, else CPU) | cpu | cuda | cuda:N (default auto)")
+    p.add_argument("--precision", default=None, choices=("auto", "fp32", "bf16", "fp16"),
+                   help="auto: bf16 autocast on CUDA where supported, else fp16 + gradient scaler; fp32 on CPU")
+    p.add_argument("--channels-last", default=None, choices=("auto", "on", "off"),
+                   help="memory format; auto decides by a short timed probe, cached per model/device/resolution")
+    p.add_argument("--deterministic", action="store_true",
+                   help="torch deterministic algorithms (CUDA) and no timing-dependent choices; see docs/training.md")
+
+
 def register(sub, name: str, help_text: str) -> argparse.ArgumentParser:
     from edgeskd.training.config import METHODS, TrainConfig
 
@@ -46,6 +58,7 @@ def register(sub, name: str, help_text: str) -> argparse.ArgumentParser:
     p.add_argument("--use-unlabelled", action="store_true",
                    help="feed the training images left out by --train-fraction to the KD term (no labels)")
     p.add_argument("--config", help="TrainConfig JSON file; flags given on the command line win")
+    add_device_flags(p)
     for name in _FLAGS:
         value = getattr(defaults, name)
         p.add_argument("--" + name.replace("_", "-"), type=type(value), default=None,
@@ -74,6 +87,7 @@ def build_config(args: argparse.Namespace):
         values["method_options"] = {**values.get("method_options", {}), **parse_options(args.method_option)}
     if args.use_unlabelled:
         values["use_unlabelled"] = True
+    values.update(device_values(args))
     return TrainConfig.from_dict(values)  # unknown keys in --config are an error naming them
 
 
@@ -91,6 +105,14 @@ def _prepare_out(args: argparse.Namespace) -> None:
     out = check_output_folder(args.out, overwrite=args.overwrite, resume=args.resume)
     if args.overwrite:
         clear_folder(out)
+
+
+def device_values(args: argparse.Namespace) -> dict:
+    """The TrainConfig fields the device flags set (only those given)."""
+    out = {k: getattr(args, k) for k in ("device", "precision", "channels_last") if getattr(args, k, None)}
+    if getattr(args, "deterministic", False):
+        out["deterministic"] = True
+    return out
 
 
 def parse_options(items: list[str]) -> dict:
@@ -120,6 +142,9 @@ def run(args: argparse.Namespace) -> int:
     from edgeskd.training import compare_methods, format_table, train
 
     config = build_config(args)
+    from edgeskd.training.device import resolve_device
+
+    resolve_device(config.device)  # --device cuda without CUDA fails here, before the data and teacher load
     _prepare_out(args)
     data = load_dataset(args.data, seed=args.seed, **data_options(args))
     teacher = load_teacher(args.teacher, args.teacher_weights, teacher_num_classes=args.teacher_num_classes)

@@ -39,6 +39,7 @@ class SearchConfig:
     space_sha256: str = ""
     pareto: bool = False
     workers: int = 1
+    device: str = "auto"                 # where trials train (auto/cpu/cuda/cuda:N); workers spread over the GPUs
     study: str = ""
     run_dir: str = ""
     seed: int = 0

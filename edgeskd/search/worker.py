@@ -2,6 +2,7 @@
 
 It reads the run folder's config.json, takes the storage URL from the environment (so no password is ever written to
 disk or shown in `ps`), joins the study and runs trials until the study-wide trial count or the deadline is reached.
+Its device (and the device lock it trains under) comes from the driver's environment: see edgeskd.search.devices.
 """
 
 from __future__ import annotations
@@ -33,7 +34,13 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
         config = SearchConfig.from_dict(read_json(run_dir / CONFIG_NAME, SearchError, "search config"))
         info = resolve_storage(os.environ.get(STORAGE_ENV), run_dir, config.workers)
-        ctx = SearchContext.load(config)
+        from edgeskd.search.devices import DEVICE_ENV, LOCK_ENV, on_device
+        from edgeskd.search.stages import load_stages
+
+        # the driver pinned this process to one device (CUDA_VISIBLE_DEVICES) and named its lock
+        stages = on_device(load_stages(config.stages), os.environ.get(DEVICE_ENV, config.device),
+                           os.environ.get(LOCK_ENV))
+        ctx = SearchContext.load(config, stages)
         study = open_study(config, open_storage(info), ctx.space.pruner, worker=worker, sampler=ctx.space.sampler)
         ctx.latency_map = load_map(ctx, study)
         deadline = os.environ.get(DEADLINE_ENV)
