@@ -102,15 +102,18 @@ def make_objective(ctx: SearchContext):
             record.save(trial, "student", "train_config", "candidate")
             if lmap is not None and not lmap.complete:
                 refresh(lmap, trial.study)
-            entry = lmap.get(record.candidate) if lmap is not None else None
+            entry = lmap.lookup(student) if lmap is not None else None
 
             # 1. Known over budget: refused before anything is built; the constraint tells the sampler.
             if entry is not None and not entry.ok:
-                record.outcome, record.latency_ms, record.pruned_reason = REFUSED, entry.latency_ms, entry.reason
+                record.outcome, record.pruned_reason = REFUSED, entry.reason
+                # measured, or inferred: then the measured candidate it dominates gives a lower bound
+                source = entry if entry.measured else lmap.get(entry.inferred_from)
+                record.latency_ms = source.latency_ms if source is not None else None
                 record.parameters, record.macs, record.probe_seconds, record.train_seconds = \
                     entry.parameters, entry.macs, 0.0, 0.0
                 record.save(trial)
-                record_constraint(trial, entry.latency_ms.get(cfg.statistic), cfg.latency_ms)
+                record_constraint(trial, (record.latency_ms or {}).get(cfg.statistic), cfg.latency_ms)
                 raise optuna.TrialPruned(f"known over budget: {entry.reason}")
 
             # 2. The same full configuration was evaluated before: reuse its result, do not train again.
@@ -119,8 +122,9 @@ def make_objective(ctx: SearchContext):
                 return _reuse(trial, record, earlier, cfg)
 
             # 3. Probe: from the map, or build untrained, count, measure on the target (cached by architecture).
-            if entry is not None:
-                record.parameters, record.macs, record.latency_ms = entry.parameters, entry.macs, entry.latency_ms
+            if entry is not None:  # under budget, measured or inferred (then only the winner is measured again)
+                if entry.measured:
+                    record.parameters, record.macs, record.latency_ms = entry.parameters, entry.macs, entry.latency_ms
                 ok, reason, probe_s = True, entry.reason, 0.0
             else:
                 model = stages.build_student(spec, ctx.teacher)
@@ -140,7 +144,7 @@ def make_objective(ctx: SearchContext):
                     store_entry(trial.study, new)
                     lmap.entries[new.key] = new
             record.probe_seconds = round(probe_s, 3)
-            record_constraint(trial, record.latency_ms.get(cfg.statistic), cfg.latency_ms)
+            record_constraint(trial, (record.latency_ms or {}).get(cfg.statistic), cfg.latency_ms)
             record.save(trial, "parameters", "macs", "latency_ms", "fingerprint", "latency_samples", "probe_seconds")
             if not ok:
                 record.outcome, record.pruned_reason, record.train_seconds = OVER_BUDGET, str(reason), 0.0

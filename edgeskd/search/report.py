@@ -175,10 +175,11 @@ def _sections(summary: dict[str, Any], rows: list[dict[str, Any]], winner: dict 
     if lmap:
         out.append(("h2", "Latency map"))
         out.append(("list", [
-            f"{lmap['size']} candidate architectures measured before the first training "
+            f"{lmap['size']} candidate architectures known before the first training "
             + ("(every architecture of the space)" if lmap["complete"] else "(a sample of a continuous space; the "
                "rest are measured by trials)")
-            + f"; {lmap['feasible']} under the budget"
+            + f": {lmap['measured']} measured, {lmap['size'] - lmap['measured']} inferred (latency does not fall "
+              f"when depth, width or resolution grows); {lmap['feasible']} under the budget"
             + (" were the only ones offered to the sampler" if lmap["complete"] else ""),
             f"this run measured {lmap['measured_here']} of them in {lmap['seconds']:.1f} s; the others came from "
             f"the study (an earlier run or the search that started this worker); the map is in latency_map.json"]))
