@@ -109,6 +109,9 @@ def run_search(config: SearchConfig, *, storage_url: str | None = None, stages: 
         save_or_check(config, run_dir)
         ctx = SearchContext.load(config, stages)
         _check_space_against_training(ctx)
+        if show_progress:
+            for line in ctx.deploy_lines:  # which runtime/precision combinations this device keeps, and why not
+                print(line, file=sys.stderr)
         storage = open_storage(info)
         study = open_study(config, storage, ctx.space.pruner)
         requeued = recover_interrupted(study, local=info.local)

@@ -1,14 +1,16 @@
-"""One search trial: build -> measure on the target -> (over budget: prune, untrained) -> train with dual SKD.
+"""One search trial: build -> convert to the trial's deployment (runtime, precision) and measure that artifact ->
+(over budget: prune, untrained) -> train with dual SKD -> judge the trained model through its deployed artifact.
 
 Latency does not depend on weights, so every candidate is measured right after it is built, before any training,
-and an over-budget candidate is pruned at zero training cost. Everything a report or a later analysis needs is
+and an over-budget candidate is pruned at zero training cost. The trial's value is the validation metric of the
+artifact the device will run (int8 and bf16 change predictions); the PyTorch fp32 metric is kept beside it. Everything a report or a later analysis needs is
 stored on the trial as user attributes (JSON values, readable in optuna-dashboard).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,10 @@ class SearchContext:
     cache: Any
     num_classes: int
     run_dir: Path
+    deployments: list[Any] = field(default_factory=list)   # kept Deployment choices; empty: the target alone
+    deploy_lines: list[str] = field(default_factory=list)  # kept/dropped combinations with reasons (printed once)
+    calibration_images: int = 0
+    _calibration: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def load(cls, config: SearchConfig, stages: Stages | None = None) -> SearchContext:
@@ -46,12 +52,70 @@ class SearchContext:
         target = stages.get_target(config.target)
         run_dir = Path(config.run_dir)
         cache = stages.latency_cache(run_dir / "latency_cache.sqlite")
-        return cls(config, space, stages, data, teacher, target, cache, len(classes), run_dir)
+        deployments, lines, n_cal = resolve_deploy(config, space)
+        return cls(config, space, stages, data, teacher, target, cache, len(classes), run_dir, deployments, lines,
+                   n_cal)
+
+    def target_of(self, deployment: Any) -> Any:
+        """The latency target of a deployment (the configured target when the search has no deploy choices)."""
+        if deployment is None:
+            return self.target
+        from edgeskd.search.deployment import deployment_target
+
+        return deployment_target(deployment, self.target)
+
+    def target_deployment(self) -> Any:
+        """Without deploy choices: the configured target as a deployment, when it runs an artifact built here
+        (ONNX Runtime, OpenVINO); None otherwise (torch, remote: judged by the PyTorch metric, as recorded)."""
+        from edgeskd.search.deployment import TARGET_OF, Deployment
+
+        runtime = getattr(self.target, "runtime", None)
+        if runtime not in ("onnxruntime", "openvino") or runtime not in TARGET_OF:
+            return None
+        return Deployment(runtime, self.target.precision)
+
+    def calibration(self, deployment: Any, preprocess: Any) -> Any:
+        """Int8 calibration images from the training split, preprocessed as `preprocess` (cached per spec); None
+        for other precisions."""
+        if deployment is None or deployment.precision != "int8":
+            return None
+        import json
+
+        from edgeskd.search.deployment import calibration_set
+
+        key = json.dumps(preprocess.to_dict(), sort_keys=True)
+        if key not in self._calibration:
+            self._calibration[key] = calibration_set(self.data.train, preprocess, self.calibration_images,
+                                                     self.config.seed)
+        return self._calibration[key]
 
     def student_spec(self, student: dict[str, Any]):
         from edgeskd.models import StudentSpec
 
         return StudentSpec(teacher=self.config.teacher, num_classes=self.num_classes, **student)
+
+
+def resolve_deploy(config: SearchConfig, space: SearchSpace) -> tuple[list[Any], list[str], int]:
+    """The deployment choices this device supports (space deploy: section, or the config's runtimes/precisions
+    overrides), with one line per combination kept or dropped and why."""
+    from edgeskd.search.deployment import DeploySpace, describe_filter, filter_deployments, parse_deploy
+
+    deploy = space.deploy
+    if config.runtimes or config.precisions:
+        def fail(key: str, problem: str) -> SearchError:
+            return SearchError(f"search config: {key.replace('deploy.', '--')}: {problem}")
+
+        base = deploy.to_dict() if deploy else {"runtimes": ["ort"], "precisions": ["fp32"]}
+        split = lambda text: [v.strip() for v in text.split(",") if v.strip()]  # noqa: E731
+        deploy = parse_deploy({**base, **({"runtimes": split(config.runtimes)} if config.runtimes else {}),
+                               **({"precisions": split(config.precisions)} if config.precisions else {})}, fail)
+    if not isinstance(deploy, DeploySpace):
+        return [], [], 0
+    kept, dropped = filter_deployments(deploy)
+    lines = describe_filter(kept, dropped)
+    if not kept:
+        raise SearchError("no deployment in the search space is supported on this device: " + "; ".join(lines))
+    return kept, lines, deploy.calibration_images
 
 
 def latency_attrs(measurement: Any) -> dict[str, Any]:
@@ -90,14 +154,31 @@ def make_objective(ctx: SearchContext):
             record.student, record.train_config = spec.to_dict(), train_values
             record.save(trial, "student", "train_config")
 
-            # 1. Probe: build untrained, count, measure on the target (cached by architecture).
+            # 1. Probe: build untrained, count, convert to the trial's deployment and measure that artifact on its
+            #    target (cached by architecture x fingerprint, which names runtime and precision).
+            deployment = None
+            if ctx.deployments:
+                from edgeskd.search.deployment import Deployment
+
+                deployment = Deployment.parse(trial.suggest_categorical("deploy", [d.label for d in ctx.deployments]))
+                record.deployment = {"runtime": deployment.runtime, "precision": deployment.precision,
+                                     "label": deployment.label}
+                record.save(trial, "deployment")
+            target = ctx.target_of(deployment)
+            judged_on = deployment or ctx.target_deployment()
             model = stages.build_student(spec, ctx.teacher)
             profile = stages.profile(model, spec.resolution)
             record.parameters, record.macs = int(profile.parameters), int(profile.macs)
-            measurement = stages.measure(model, spec.resolution, ctx.target, ctx.cache)
+            measure_kw = {}
+            if deployment is not None and deployment.precision == "int8":
+                from edgeskd.data.preprocess import PreprocessSpec
+
+                pre = PreprocessSpec.for_model(ctx.teacher, size=spec.resolution, channels=spec.in_chans)
+                measure_kw["calibration"] = ctx.calibration(deployment, pre)
+            measurement = stages.measure(model, spec.resolution, target, ctx.cache, **measure_kw)
             for key, value in latency_attrs(measurement).items():
                 setattr(record, key, value)
-            ok, reason = stages.check_budget(measurement, cfg.latency_ms, cfg.statistic, ctx.target)
+            ok, reason = stages.check_budget(measurement, cfg.latency_ms, cfg.statistic, target)
             probe_s = time.perf_counter() - started
             record.probe_seconds = round(probe_s, 3)
             record.save(trial, "parameters", "macs", "latency_ms", "fingerprint", "latency_samples", "probe_seconds")
@@ -125,12 +206,25 @@ def make_objective(ctx: SearchContext):
             train_started = time.perf_counter()
             result = stages.train(spec, ctx.data, ctx.teacher, config, out_dir=trial_dir, report=report,
                                   resume=False, progress=False)
-            metric = pick_metric(dict(result.metrics), cfg.metric)
+            pytorch_metric = pick_metric(dict(result.metrics), cfg.metric)
             record.train_seconds = round(time.perf_counter() - train_started, 3)
             val = dict(result.metrics).get("val") or {}
             record.val_metrics = {k: v for k, v in val.items() if isinstance(v, (int, float))}
+            metric = pytorch_metric
+            # 3. The trial's value: the validation split through the artifact at the trial's runtime/precision.
+            if judged_on is not None and stages.evaluate_artifact is not None:
+                artifact = stages.evaluate_artifact(result, ctx.data, judged_on,
+                                                    ctx.calibration(judged_on, result.preprocess), target.threads)
+                metric = pick_metric(artifact, cfg.metric)
+                record.deployment = {"runtime": judged_on.runtime, "precision": judged_on.precision,
+                                     "label": judged_on.label, **(record.deployment or {}), "pytorch_metric": pytorch_metric, "artifact_metric": metric,
+                                     "metric_drop": round(pytorch_metric - metric, 6),
+                                     "top1_agreement": artifact.get("top1_agreement_vs_pytorch"),
+                                     "objective": "artifact"}
+                record.deployment["artifact_val"] = {k: v for k, v in artifact.items()
+                                                     if isinstance(v, (int, float)) and not isinstance(v, bool)}
             record.outcome = COMPLETED
-            record.save(trial, "train_seconds", "val_metrics", "outcome")
+            record.save(trial, "train_seconds", "val_metrics", "outcome", *(["deployment"] if record.deployment else []))
             if cfg.pareto:
                 return metric, float(measurement.stats[cfg.statistic])
             return metric

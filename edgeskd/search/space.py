@@ -17,6 +17,9 @@ A space file has these top-level keys (all validated; an error names the file an
       trial: {epochs_skd: 3, epochs_finetune: 1}
       final: {epochs_skd: 10, epochs_finetune: 4}
     pruner: {type: median, n_startup_trials: 3, n_warmup_steps: 1}
+    deploy:                       # optional: runtimes x precisions searched (edgeskd.search.deployment)
+      runtimes: [ort, openvino]
+      precisions: [fp32, int8]
 
 A parameter is a constant, `{choices: [...]}` (categorical), or `{low, high}` with optional `log: true` and
 `step` (integer when low, high and step are all integers).
@@ -33,10 +36,11 @@ from typing import Any
 import yaml
 
 from edgeskd.errors import SearchError
+from edgeskd.search.deployment import DeploySpace, parse_deploy
 
 PAIR_SEPARATOR = " | "  # how a (strategy A, strategy B) pair is written as one Optuna categorical value
 STUDENT_KEYS = ("depth", "width", "resolution")
-TOP_KEYS = {"family", "description", "student", "strategies", "train", "fixed", "schedule", "pruner"}
+TOP_KEYS = {"family", "description", "student", "strategies", "train", "fixed", "schedule", "pruner", "deploy"}
 PRUNERS = {"median", "percentile", "hyperband", "none"}
 
 
@@ -91,6 +95,7 @@ class SearchSpace:
     schedule: Schedule
     pruner: dict[str, Any] = field(default_factory=lambda: {"type": "median"})
     description: str = ""
+    deploy: DeploySpace | None = None    # None: the configured target alone, as before deployment-aware search
 
     def sample(self, trial) -> tuple[dict[str, Any], dict[str, Any]]:
         """(student kwargs, TrainConfig overrides) for one Optuna trial; strategies go into the train overrides."""
@@ -124,7 +129,7 @@ class SearchSpace:
                 "strategies": [list(p) for p in self.strategies],
                 "train": {k: param(p) for k, p in self.train.items()}, "fixed": dict(self.fixed),
                 "schedule": {"trial": dict(self.schedule.trial), "final": dict(self.schedule.final)},
-                "pruner": dict(self.pruner)}
+                "pruner": dict(self.pruner), "deploy": self.deploy.to_dict() if self.deploy else None}
 
 
 # --- loading --------------------------------------------------------------------------------------------------------
@@ -243,7 +248,8 @@ def parse_space(raw: Any, source: str) -> SearchSpace:
 
     return SearchSpace(source=source, family=family, student=student, strategies=tuple(strategies), train=train,
                        fixed=fixed, schedule=Schedule(dict(schedule_raw["trial"]), dict(schedule_raw["final"])),
-                       pruner=pruner, description=str(raw.get("description", "")))
+                       pruner=pruner, description=str(raw.get("description", "")),
+                       deploy=parse_deploy(raw["deploy"], fail) if raw.get("deploy") is not None else None)
 
 
 def _mapping(value: Any, key: str, fail) -> dict[str, Any]:
