@@ -1,10 +1,13 @@
-"""One search trial: build -> convert to the trial's deployment (runtime, precision) and measure that artifact ->
-(over budget: prune, untrained) -> train with dual SKD -> judge the trained model through its deployed artifact.
+"""One search trial: sample (architecture x deployment) -> (known over budget: refuse; seen before: reuse) ->
+convert to the trial's runtime/precision and measure that artifact unless mapped -> (over budget: prune, untrained)
+-> train with dual SKD -> judge the trained model through its deployed artifact.
 
-Latency does not depend on weights, so every candidate is measured right after it is built, before any training,
-and an over-budget candidate is pruned at zero training cost. The trial's value is the validation metric of the
-artifact the device will run (int8 and bf16 change predictions); the PyTorch fp32 metric is kept beside it. Everything a report or a later analysis needs is
-stored on the trial as user attributes (JSON values, readable in optuna-dashboard).
+Latency does not depend on weights, so every candidate's latency is known before any training: from the latency
+map (edgeskd.search.latency_map) or measured right after it is built. An architecture the map already knows to be
+over budget is refused without building it, and a full configuration evaluated before is not trained again (its
+result is reused); neither counts against --trials (edgeskd.search.records.COUNTED). The trial's value is the
+validation metric of the artifact the device will run (int8 and bf16 change predictions); the PyTorch fp32 metric
+is kept beside it. Everything a report or a later analysis needs is stored on the trial as a TrialRecord.
 """
 
 from __future__ import annotations
@@ -16,7 +19,10 @@ from typing import Any
 
 from edgeskd.errors import EdgeskdError, SearchError
 from edgeskd.search.config import SearchConfig
-from edgeskd.search.records import COMPLETED, FAILED, OVER_BUDGET, PRUNED_BY_METRIC, TrialRecord
+from edgeskd.search.latency_map import candidate_key, refresh, store_entry
+from edgeskd.search.records import (COMPLETED, FAILED, OVER_BUDGET, PRUNED_BY_METRIC, REFUSED, REUSED, TrialRecord,
+                                    outcome_of)
+from edgeskd.search.sampler import record_constraint
 from edgeskd.search.space import SearchSpace, load_space
 from edgeskd.search.stages import Stages, load_stages
 
@@ -37,6 +43,7 @@ class SearchContext:
     cache: Any
     num_classes: int
     run_dir: Path
+    latency_map: Any = None          # LatencyMap, set by the driver (built) or the worker (loaded)
     deployments: list[Any] = field(default_factory=list)   # kept Deployment choices; empty: the target alone
     deploy_lines: list[str] = field(default_factory=list)  # kept/dropped combinations with reasons (printed once)
     calibration_images: int = 0
@@ -147,42 +154,81 @@ def make_objective(ctx: SearchContext):
 
         started = time.perf_counter()
         record = TrialRecord()
+        # The latency map covers architectures at the configured target only: with deploy choices the architecture
+        # must not be filtered by its fp32 latency (int8 may bring it under budget), so it is measured per trial.
+        lmap = ctx.latency_map if not ctx.deployments else None
         try:
-            student, train_values = ctx.space.sample(trial)
+            offered = lmap.feasible() if lmap is not None and lmap.complete else None
+            student, train_values = ctx.space.sample(trial, offered)
             train_values.setdefault("monitor", cfg.metric)  # the trainer reports what the search maximises
             spec = ctx.student_spec(student)
             record.student, record.train_config = spec.to_dict(), train_values
-            record.save(trial, "student", "train_config")
-
-            # 1. Probe: build untrained, count, convert to the trial's deployment and measure that artifact on its
-            #    target (cached by architecture x fingerprint, which names runtime and precision).
-            deployment = None
+            # The deployment choice (runtime:precision) among those this device supports.
+            deployment, deploy_key = None, None
             if ctx.deployments:
                 from edgeskd.search.deployment import Deployment
 
                 deployment = Deployment.parse(trial.suggest_categorical("deploy", [d.label for d in ctx.deployments]))
-                record.deployment = {"runtime": deployment.runtime, "precision": deployment.precision,
-                                     "label": deployment.label}
-                record.save(trial, "deployment")
+                deploy_key = {"runtime": deployment.runtime, "precision": deployment.precision}
+                record.deployment = {**deploy_key, "label": deployment.label}
             target = ctx.target_of(deployment)
             judged_on = deployment or ctx.target_deployment()
-            model = stages.build_student(spec, ctx.teacher)
-            profile = stages.profile(model, spec.resolution)
-            record.parameters, record.macs = int(profile.parameters), int(profile.macs)
-            measure_kw = {}
-            if deployment is not None and deployment.precision == "int8":
-                from edgeskd.data.preprocess import PreprocessSpec
+            record.candidate = candidate_key(student, deploy_key)
+            record.save(trial, "student", "train_config", "candidate", *(["deployment"] if deployment else []))
+            if lmap is not None and not lmap.complete:
+                refresh(lmap, trial.study)
+            entry = lmap.lookup(student, deploy_key) if lmap is not None else None
 
-                pre = PreprocessSpec.for_model(ctx.teacher, size=spec.resolution, channels=spec.in_chans)
-                measure_kw["calibration"] = ctx.calibration(deployment, pre)
-            measurement = stages.measure(model, spec.resolution, target, ctx.cache, **measure_kw)
-            for key, value in latency_attrs(measurement).items():
-                setattr(record, key, value)
-            ok, reason = stages.check_budget(measurement, cfg.latency_ms, cfg.statistic, target)
-            probe_s = time.perf_counter() - started
+            # 1. Known over budget: refused before anything is built; the constraint tells the sampler.
+            if entry is not None and not entry.ok:
+                record.outcome, record.pruned_reason = REFUSED, entry.reason
+                # measured, or inferred: then the measured candidate it dominates gives a lower bound
+                source = entry if entry.measured else lmap.get(entry.inferred_from)
+                record.latency_ms = source.latency_ms if source is not None else None
+                record.parameters, record.macs, record.probe_seconds, record.train_seconds = \
+                    entry.parameters, entry.macs, 0.0, 0.0
+                record.save(trial)
+                record_constraint(trial, (record.latency_ms or {}).get(cfg.statistic), cfg.latency_ms)
+                raise optuna.TrialPruned(f"known over budget: {entry.reason}")
+
+            # 2. The same full configuration was evaluated before: reuse its result, do not train again.
+            earlier = _earlier_result(trial)
+            if earlier is not None:
+                return _reuse(trial, record, earlier, cfg)
+
+            # 3. Probe: from the map, or build untrained, count, measure on the target (cached by architecture).
+            if entry is not None:  # under budget, measured or inferred (then only the winner is measured again)
+                if entry.measured:
+                    record.parameters, record.macs, record.latency_ms = entry.parameters, entry.macs, entry.latency_ms
+                ok, reason, probe_s = True, entry.reason, 0.0
+            else:
+                model = stages.build_student(spec, ctx.teacher)
+                profile = stages.profile(model, spec.resolution)
+                record.parameters, record.macs = int(profile.parameters), int(profile.macs)
+                measure_kw = {}
+                if deployment is not None and deployment.precision == "int8":
+                    from edgeskd.data.preprocess import PreprocessSpec
+
+                    pre = PreprocessSpec.for_model(ctx.teacher, size=spec.resolution, channels=spec.in_chans)
+                    measure_kw["calibration"] = ctx.calibration(deployment, pre)
+                # the artifact of the trial's runtime/precision; cached by architecture x fingerprint (which names
+                # runtime and precision)
+                measurement = stages.measure(model, spec.resolution, target, ctx.cache, **measure_kw)
+                for key, value in latency_attrs(measurement).items():
+                    setattr(record, key, value)
+                ok, reason = stages.check_budget(measurement, cfg.latency_ms, cfg.statistic, target)
+                probe_s = time.perf_counter() - started
+                del model
+                if lmap is not None:  # others will not measure it again
+                    from edgeskd.search.latency_map import MapEntry
+
+                    new = MapEntry(record.candidate, dict(student), deploy_key, record.parameters, record.macs,
+                                   record.latency_ms, bool(ok), str(reason), round(probe_s, 3))
+                    store_entry(trial.study, new)
+                    lmap.entries[new.key] = new
             record.probe_seconds = round(probe_s, 3)
+            record_constraint(trial, (record.latency_ms or {}).get(cfg.statistic), cfg.latency_ms)
             record.save(trial, "parameters", "macs", "latency_ms", "fingerprint", "latency_samples", "probe_seconds")
-            del model
             if not ok:
                 record.outcome, record.pruned_reason, record.train_seconds = OVER_BUDGET, str(reason), 0.0
                 record.save(trial, "outcome", "pruned_reason", "train_seconds")
@@ -217,16 +263,18 @@ def make_objective(ctx: SearchContext):
                                                     ctx.calibration(judged_on, result.preprocess), target.threads)
                 metric = pick_metric(artifact, cfg.metric)
                 record.deployment = {"runtime": judged_on.runtime, "precision": judged_on.precision,
-                                     "label": judged_on.label, **(record.deployment or {}), "pytorch_metric": pytorch_metric, "artifact_metric": metric,
+                                     "label": judged_on.label, **(record.deployment or {}),
+                                     "pytorch_metric": pytorch_metric, "artifact_metric": metric,
                                      "metric_drop": round(pytorch_metric - metric, 6),
                                      "top1_agreement": artifact.get("top1_agreement_vs_pytorch"),
                                      "objective": "artifact"}
                 record.deployment["artifact_val"] = {k: v for k, v in artifact.items()
                                                      if isinstance(v, (int, float)) and not isinstance(v, bool)}
             record.outcome = COMPLETED
-            record.save(trial, "train_seconds", "val_metrics", "outcome", *(["deployment"] if record.deployment else []))
+            record.save(trial, "train_seconds", "val_metrics", "outcome",
+                        *(["deployment"] if record.deployment else []))
             if cfg.pareto:
-                return metric, float(measurement.stats[cfg.statistic])
+                return metric, float(record.latency_ms[cfg.statistic])
             return metric
         except optuna.TrialPruned:
             raise
@@ -240,3 +288,34 @@ def make_objective(ctx: SearchContext):
             record.save(trial, "seconds")
 
     return objective
+
+
+def _earlier_result(trial):
+    """The first finished trial with exactly these parameters that trained (or reused a training), else None."""
+    from optuna.trial import TrialState
+
+    for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        if t.number != trial.number and t.params == trial.params and \
+                outcome_of(t) in (COMPLETED, PRUNED_BY_METRIC, REUSED):
+            return t
+    return None
+
+
+def _reuse(trial, record: TrialRecord, earlier, cfg: SearchConfig):
+    """Repeat an earlier trial's result without training: its value (completed) or its curve (pruned)."""
+    import optuna
+
+    first = TrialRecord.from_trial(earlier)
+    record.outcome = REUSED
+    record.reused_from = first.reused_from if first.reused_from is not None else first.number
+    record.parameters, record.macs, record.latency_ms = first.parameters, first.macs, first.latency_ms
+    record.probe_seconds, record.train_seconds = 0.0, 0.0
+    record.pruned_reason = f"same configuration as trial {record.reused_from}"
+    record.save(trial)
+    record_constraint(trial, (first.latency_ms or {}).get(cfg.statistic), cfg.latency_ms)
+    if first.values is None:  # the original was pruned: give the pruner the same curve, end the same way
+        if not cfg.pareto:
+            for step, value in sorted(first.intermediate.items()):
+                trial.report(value, step)
+        raise optuna.TrialPruned(record.pruned_reason)
+    return first.values if cfg.pareto else first.values[0]

@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 from edgeskd.search.records import (COMPLETED, FAILED, INTERRUPTED, OVER_BUDGET, PRUNED_BY_METRIC, TrialRecord,
-                                    outcome_of)
+                                    counted, outcome_of)
 
 __all__ = ["Progress", "trial_line", "summary_line", "outcome_of"]
 
@@ -74,7 +74,7 @@ class Progress:
         self._update_best(trial)
         self.bar.write(trial_line(trial, self.best, self.config.metric, self.config.statistic,
                                   self.config.latency_ms), file=sys.stderr)
-        if outcome_of(trial) != "interrupted":
+        if counted(trial):  # the bar counts trainings, as --trials does
             self.bar.update(1)
 
     def __call__(self, study, trial) -> None:  # Optuna callback signature

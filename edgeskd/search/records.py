@@ -20,10 +20,11 @@ REUSED = "reused"                    # the same full configuration was evaluated
 FAILED = "failed"                    # a candidate this configuration cannot build or train (error of its own)
 INTERRUPTED = "interrupted"          # cut off by Ctrl-C / kill; queued again on resume
 
-# outcomes that spent a training run on a feasible candidate
+# outcomes that spent a training run on a feasible candidate (or failed for a reason of its own): these, and only
+# these, count against --trials, which is the user's budget of trainings
 TRAINED = (COMPLETED, PRUNED_BY_METRIC, FAILED)
-# outcomes that count against --trials
-COUNTED = TRAINED + (OVER_BUDGET,)
+COUNTED = TRAINED
+NOT_COUNTED = (OVER_BUDGET, REFUSED, REUSED)
 
 ERROR = "error"              # user attr on a trial that failed for a reason of its own (not re-queued)
 RETRY_OF = "retry_of"        # user attr on a re-queued trial: the number of the interrupted trial it repeats
@@ -96,6 +97,7 @@ class TrialRecord:
 
     @property
     def counted(self) -> bool:
+        """Counts against --trials: a feasible candidate was trained (or failed for a reason of its own)."""
         return self.outcome in COUNTED
 
 

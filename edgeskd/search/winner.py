@@ -15,7 +15,7 @@ from typing import Any
 from edgeskd._io import atomic_write_json
 from edgeskd.errors import SearchError
 from edgeskd.search.objective import SearchContext, latency_attrs, pick_metric
-from edgeskd.search.records import COMPLETED, OVER_BUDGET, TrialRecord
+from edgeskd.search.records import COMPLETED, NOT_COUNTED, OVER_BUDGET, REFUSED, REUSED, TRAINED, TrialRecord
 
 SUMMARY_NAME = "summary.json"
 DEMO_NOTE = ("demo data: the 16 real paediatric chest X-rays shipped by pneumonia-model-package (8 normal, 8 "
@@ -32,7 +32,9 @@ def rank_candidates(study, pareto: bool, statistic: str = "p95") -> list:
     faster candidate. Pareto: the front first (best metric, ties to lower latency), then the others by metric."""
     from optuna.trial import TrialState
 
-    done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    # reused duplicates repeat a completed trial's value: rank the original only
+    done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE
+            and t.user_attrs.get("outcome") != REUSED]
     by_metric = sorted(done, key=lambda t: (-t.values[0], _latency_of(t, statistic), t.number))
     if not pareto or not done:
         return by_metric
@@ -68,12 +70,13 @@ def trial_rows(study, statistic: str) -> list[dict[str, Any]]:
     return rows
 
 
-def time_shares(rows: list[dict[str, Any]]) -> dict[str, float]:
-    """Where trial time went: probing (build+measure) vs training, and on infeasible candidates."""
-    probe = sum(r["probe_seconds"] or 0 for r in rows)
+def time_shares(rows: list[dict[str, Any]], map_seconds: float = 0.0) -> dict[str, float]:
+    """Where trial time went: the latency map and probing (build+measure) vs training, and on infeasible
+    candidates. probe_seconds includes the map built by this invocation."""
+    probe = sum(r["probe_seconds"] or 0 for r in rows) + map_seconds
     train = sum(r["train_seconds"] or 0 for r in rows)
-    infeasible = [r for r in rows if r["outcome"] == OVER_BUDGET]
-    return {"probe_seconds": round(probe, 3), "train_seconds": round(train, 3),
+    infeasible = [r for r in rows if r["outcome"] in (OVER_BUDGET, REFUSED)]
+    return {"probe_seconds": round(probe, 3), "map_seconds": round(map_seconds, 3), "train_seconds": round(train, 3),
             "infeasible_seconds": round(sum(r["seconds"] or 0 for r in infeasible), 3),
             "infeasible_train_seconds": round(sum(r["train_seconds"] or 0 for r in infeasible), 3)}
 
@@ -82,6 +85,11 @@ def finish(ctx: SearchContext, study, *, search_seconds: float, show_progress: b
     from edgeskd.search.report import write_report
 
     cfg, run_dir = ctx.config, ctx.run_dir
+    if ctx.latency_map is not None:  # entries the trials added (continuous spaces) go into the saved copy too
+        from edgeskd.search.latency_map import refresh, save_map
+
+        refresh(ctx.latency_map, study)
+        save_map(ctx.latency_map, run_dir)
     rows = trial_rows(study, cfg.statistic)
     counts: dict[str, int] = {}
     for r in rows:
@@ -90,7 +98,12 @@ def finish(ctx: SearchContext, study, *, search_seconds: float, show_progress: b
         "study": cfg.study, "run_dir": str(run_dir), "storage": cfg.storage_display, "teacher": cfg.teacher,
         "data": cfg.data, "target": cfg.target, "budget_ms": cfg.latency_ms, "statistic": cfg.statistic,
         "metric": cfg.metric, "pareto": cfg.pareto, "counts": counts, "trials": len(rows),
-        "search_seconds": round(search_seconds, 2), "time": time_shares(rows), "winner": None, "ok": False,
+        "search_seconds": round(search_seconds, 2), "winner": None, "ok": False,
+        "time": time_shares(rows, ctx.latency_map.seconds if ctx.latency_map is not None else 0.0),
+        # --trials counts trainings; the others cost no training (see edgeskd.search.records)
+        "trained": sum(r["outcome"] in TRAINED for r in rows), "reused": counts.get(REUSED, 0),
+        "refused": counts.get(REFUSED, 0) + counts.get(OVER_BUDGET, 0),
+        "latency_map": _map_summary(ctx.latency_map),
     }
     if cfg.demo:
         summary["note"] = DEMO_NOTE
@@ -109,11 +122,13 @@ def finish(ctx: SearchContext, study, *, search_seconds: float, show_progress: b
         atomic_write_json(run_dir / SUMMARY_NAME, summary)
         raise SearchError(message)
     if winner is None:
-        measured = [r for r in rows if r["latency_ms"] is not None]
-        if measured and counts.get(OVER_BUDGET, 0) == len(rows):
+        measured = [r for r in rows if r["latency_ms"] is not None] + _map_rows(ctx.latency_map)
+        if measured and sum(counts.get(k, 0) for k in NOT_COUNTED) == len(rows) and \
+                not any(r.get("ok") for r in measured):
             fastest = min(measured, key=lambda r: r["latency_ms"])
             message = (f"no candidate meets the {cfg.statistic} budget of {cfg.latency_ms:g} ms on {cfg.target}: "
-                       f"the fastest of {len(measured)} measured was trial {fastest['number']} (depth "
+                       f"the fastest of {len(measured)} measured was "
+                       f"{'trial ' if isinstance(fastest['number'], int) else ''}{fastest['number']} (depth "
                        f"{fastest['depth']}, width {fastest['width']}, resolution {fastest['resolution']}) at "
                        f"{fastest['latency_ms']:.2f} ms; nothing was trained. Raise --latency-ms or use a space with "
                        f"smaller students (--space)")
@@ -180,6 +195,22 @@ def _measure_deployed(ctx: SearchContext, model, spec, deployment, preprocess=No
         pre = preprocess or PreprocessSpec.for_model(ctx.teacher, size=spec.resolution, channels=spec.in_chans)
         kw["calibration"] = ctx.calibration(deployment, pre)
     return ctx.stages.measure(model, spec.resolution, target, None, **kw), target
+
+
+def _map_summary(latency_map) -> dict[str, Any] | None:
+    if latency_map is None:
+        return None
+    info = latency_map.to_dict()
+    return {k: v for k, v in info.items() if k != "entries"}
+
+
+def _map_rows(latency_map) -> list[dict[str, Any]]:
+    """Latency-map entries shaped like trial rows (for the 'no candidate fits' message)."""
+    if latency_map is None:
+        return []
+    return [{"number": f"latency-map candidate {e.key!r}", "latency_ms": e.latency_ms.get(latency_map.statistic),
+             "ok": e.ok, **{k: e.student.get(k) for k in ("depth", "width", "resolution")}}
+            for e in latency_map.entries.values() if e.latency_ms.get(latency_map.statistic) is not None]
 
 
 def _confirm_latency(ctx: SearchContext, ranked: list) -> tuple[Any, list[dict[str, Any]]]:

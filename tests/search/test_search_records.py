@@ -30,7 +30,7 @@ def test_record_round_trips_through_a_trial():
         record.to_attrs("number")
 
 
-@pytest.mark.parametrize("outcome,state,is_counted", [(OVER_BUDGET, "PRUNED", True), (REFUSED, "PRUNED", False),
+@pytest.mark.parametrize("outcome,state,is_counted", [(OVER_BUDGET, "PRUNED", False), (REFUSED, "PRUNED", False),
                                                       (REUSED, "COMPLETE", False), (None, "FAIL", False)])
 def test_outcomes_and_counting(outcome, state, is_counted):
     study = optuna.create_study()
