@@ -122,11 +122,18 @@ def run_search(config: SearchConfig, *, storage_url: str | None = None, stages: 
         save_or_check(config, run_dir)
         ctx = SearchContext.load(config, _on_device(config, stages))
         _check_space_against_training(ctx)
+        if show_progress:
+            for line in ctx.deploy_lines:  # which runtime/precision combinations this device keeps, and why not
+                print(line, file=sys.stderr)
         storage = open_storage(info)
         study = open_study(config, storage, ctx.space.pruner, sampler=ctx.space.sampler)
         requeued = recover_interrupted(study, local=info.local)
-        ctx.latency_map = build_map(ctx, study, log=(lambda m: print(m, file=sys.stderr)) if show_progress else None)
-        nothing_fits = ctx.latency_map.complete and not ctx.latency_map.feasible()
+        # The map is of architectures at the configured target; with deploy choices every trial measures its own
+        # architecture x deployment artifact instead (an fp32 map would drop what int8 brings under budget).
+        if not ctx.deployments:
+            ctx.latency_map = build_map(ctx, study,
+                                        log=(lambda m: print(m, file=sys.stderr)) if show_progress else None)
+        nothing_fits = ctx.latency_map is not None and ctx.latency_map.complete and not ctx.latency_map.feasible()
         done_before = finished_count(study)
         progress = Progress(config, config.trials, done_before) if show_progress else None
         if progress:
