@@ -32,7 +32,11 @@ def register(sub, name: str, help_text: str) -> argparse.ArgumentParser:
     p.add_argument("--depth", type=float, default=0.5, help="student depth multiplier (default 0.5)")
     p.add_argument("--width", type=float, default=0.5, help="student width multiplier (default 0.5)")
     p.add_argument("--resolution", type=int, help="student input side in pixels (default: the teacher's)")
-    p.add_argument("--method", default=defaults.method, choices=METHODS, help=f"default {defaults.method}")
+    p.add_argument("--method", default=defaults.method,
+                   help=f"{', '.join(METHODS)} (default {defaults.method}; one file per method in "
+                        f"edgeskd/training/methods/)")
+    p.add_argument("--method-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="an option the method declares (repeatable; VALUE is read as JSON, else as a string)")
     p.add_argument("--compare", help="comma-separated methods to run side by side on the same split and seeds")
     p.add_argument("--seeds", default=None, help="comma-separated seeds for --compare (default: --seed)")
     p.add_argument("--seed", type=int, default=0)
@@ -64,9 +68,29 @@ def build_config(args: argparse.Namespace):
         if getattr(args, name) is not None:
             values[name] = getattr(args, name)
     values.update(method=args.method, seed=args.seed)
+    if args.method_option:
+        values["method_options"] = {**values.get("method_options", {}), **parse_options(args.method_option)}
     if args.use_unlabelled:
         values["use_unlabelled"] = True
     return TrainConfig.from_dict(values)  # unknown keys in --config are an error naming them
+
+
+def parse_options(items: list[str]) -> dict:
+    """["k=v", ...] -> {k: v}; v is JSON when it parses (numbers, true/false), else the string itself."""
+    import json
+
+    from edgeskd.errors import TrainingError
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise TrainingError(f"--method-option {item!r}: expected KEY=VALUE")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
