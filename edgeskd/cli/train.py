@@ -44,7 +44,8 @@ def register(sub, name: str, help_text: str) -> argparse.ArgumentParser:
     p.add_argument("--val-fraction", type=float, default=0.15)
     p.add_argument("--test-fraction", type=float, default=0.15)
     p.add_argument("--use-unlabelled", action="store_true",
-                   help="feed the training images left out by --train-fraction to the KD term (no labels)")
+                   help="feed the training images left out by --train-fraction to the KD term, or to "
+                        "ssl-skd's self-supervised stage (no labels)")
     p.add_argument("--config", help="TrainConfig JSON file; flags given on the command line win")
     for name in _FLAGS:
         value = getattr(defaults, name)
