@@ -83,7 +83,8 @@ def _run_job(job: dict, teacher, spec, data, config, kd_teacher=None) -> dict:
               "curve": [{"epoch": h["epoch"], "stage": h["stage"], "val_accuracy": h["val_accuracy"],
                          "val_balanced_accuracy": h.get("val_balanced_accuracy")}
                         for h in result.history if "val_accuracy" in h],
-              "info": {k: v for k, v in result.info.items() if k in ("ssl", "stages", "method")}}
+              "ssl_steps": result.info.get("strategies", {}).get("ssl", {}).get("steps", 0),
+              "ssl_loss": result.info.get("strategies", {}).get("ssl", {}).get("loss")}
     _append(record)
     print(f"{job['key']}: test acc {test['accuracy']:.4f} best epoch {record['best_epoch']} "
           f"({record['seconds']} s)", flush=True)
@@ -112,28 +113,38 @@ SSL_EPOCHS = 1  # passes of the BYOL stage over labelled + unlabelled pool (6,00
 
 
 def ablation_jobs(fraction: float, seeds: list[int]) -> list[dict]:
+    """Rows x seeds in priority order: the candidate that could change the default and the paired single-WS seeds
+    first, so that a run cut short by the machine still answers the main question."""
     e = CURVE_EPOCHS[fraction]
-    steps_per_epoch = math.ceil(len(make_splits_cached(fraction).train.labels) / 64)
-    pool = len(make_splits_cached(fraction).train.labels) + len(make_splits_cached(fraction).unlabelled.labels)
+    data = make_splits_cached(fraction)
+    steps_per_epoch = math.ceil(len(data.train.labels) / 64)
+    pool = len(data.train.labels) + len(data.unlabelled.labels)
     ssl_steps = SSL_EPOCHS * math.ceil(pool / 64)
-    # equal optimizer steps: the SSL stage's steps are taken from the fine-tuning stage
+    # equal optimizer steps: the SSL stage's steps are taken from the CE stage
     e_equal = max(1, e - round(ssl_steps / steps_per_epoch))
-    rows = []
-    for seed in seeds:
-        rows += [
-            {"name": "single-ws", "seed": seed, "epochs": e},
-            {"name": "ssl-skd", "b_init": "copy-a", "seed": seed, "epochs": e, "ssl_epochs": SSL_EPOCHS},
-            {"name": "ssl-skd", "b_init": "selection", "seed": seed, "epochs": e, "ssl_epochs": SSL_EPOCHS},
-            {"name": "ssl-skd", "b_init": "copy-a", "seed": seed, "epochs": e_equal, "ssl_epochs": SSL_EPOCHS,
-             "equal_steps": True},
-            {"name": "dual-skd", "seed": seed, "epochs": e},
-            {"name": "classic-kd", "seed": seed, "epochs": e},
-            {"name": "random-init", "seed": seed, "epochs": e},
-        ]
-    for r in rows:
-        r["fraction"] = fraction
-        r["key"] = job_key(r)
-    return rows
+    rows = {
+        "single-ws": {"name": "single-ws", "epochs": e},
+        "ssl-copy": {"name": "ssl-skd", "b_init": "copy-a", "epochs": e, "ssl_epochs": SSL_EPOCHS},
+        "ssl-sel": {"name": "ssl-skd", "b_init": "selection", "epochs": e, "ssl_epochs": SSL_EPOCHS},
+        "ssl-copy-equal": {"name": "ssl-skd", "b_init": "copy-a", "epochs": e_equal, "ssl_epochs": SSL_EPOCHS,
+                           "equal_steps": True},
+        "dual-skd": {"name": "dual-skd", "epochs": e},
+        "classic-kd": {"name": "classic-kd", "epochs": e},
+        "random-init": {"name": "random-init", "epochs": e},
+    }
+    s0, rest = seeds[:1], seeds[1:]
+    order = ([("ssl-copy", s) for s in s0] + [("single-ws", s) for s in rest[:1]]
+             + [("ssl-copy", s) for s in rest[:1]] + [("ssl-sel", s) for s in s0] + [("dual-skd", s) for s in s0]
+             + [("single-ws", s) for s in rest[1:]] + [("ssl-copy", s) for s in rest[1:]]
+             + [("ssl-sel", s) for s in rest] + [("dual-skd", s) for s in rest]
+             + [("ssl-copy-equal", s) for s in seeds] + [("classic-kd", s) for s in seeds]
+             + [("random-init", s) for s in seeds] + [("single-ws", s) for s in s0])
+    out = []
+    for row, seed in order:
+        job = {**rows[row], "seed": seed, "fraction": fraction}
+        job["key"] = job_key(job)
+        out.append(job)
+    return out
 
 
 def job_key(job: dict) -> str:
@@ -155,7 +166,7 @@ def config_for(job: dict):
     """TrainConfig of one ablation row. Every method's CE training runs `epochs` epochs at the same peak lr."""
     from edgeskd.training import TrainConfig
 
-    common = dict(seed=job["seed"], val_every=CURVE_VAL_EVERY[job["fraction"]] * 3, head_init="zero",
+    common = dict(seed=job["seed"], val_every=CURVE_VAL_EVERY[job["fraction"]], head_init="zero",
                   teacher_epochs=10 if job["fraction"] < 0.1 else 2)
     e = job["epochs"]
     if job["name"] in ("single-ws", "random-init"):
@@ -166,6 +177,14 @@ def config_for(job: dict):
     if job["name"] == "ssl-skd":
         return ssl_config(job, common)
     raise SystemExit(f"unknown ablation row {job['name']}")
+
+
+def ssl_config(job: dict, common: dict):
+    """ssl-skd: the BYOL stage over labelled + unlabelled images, then `epochs` of CE exactly as single-ws."""
+    from edgeskd.training import TrainConfig
+
+    return TrainConfig(method="ssl-skd", epochs_skd=job["epochs"], epochs_finetune=0, use_unlabelled=True,
+                       method_options={"ssl_epochs": job["ssl_epochs"], "target_init": job["b_init"]}, **common)
 
 
 def ablate(args: argparse.Namespace) -> None:

@@ -56,7 +56,8 @@ def register(sub, name: str, help_text: str) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     add_data_options(p)  # --train-fraction, --val-fraction, --test-fraction, --same-size, --dicom-window
     p.add_argument("--use-unlabelled", action="store_true",
-                   help="feed the training images left out by --train-fraction to the KD term (no labels)")
+                   help="feed the training images left out by --train-fraction to the KD term, or to "
+                        "ssl-skd's self-supervised stage (no labels)")
     p.add_argument("--config", help="TrainConfig JSON file; flags given on the command line win")
     add_device_flags(p)
     for name in _FLAGS:

@@ -12,7 +12,7 @@ A space file has these top-level keys (all validated; an error names the file an
     train:                        # searched TrainConfig fields
       lr: {low: 1.0e-4, high: 3.0e-3, log: true}
       kd_weight: {low: 0.25, high: 2.0}
-    fixed: {method: dual-skd}     # TrainConfig fields every trial uses
+    fixed: {method: single-ws}    # TrainConfig fields every trial uses
     schedule:                     # epochs per trial (short) and for the winner's final training (full)
       trial: {epochs_skd: 3, epochs_finetune: 1}
       final: {epochs_skd: 10, epochs_finetune: 4}

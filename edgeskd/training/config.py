@@ -13,7 +13,9 @@ from typing import Any
 from edgeskd.errors import TrainingError
 from edgeskd.training.methods import builtin_methods, get_method, is_method
 
-# dual-skd is ours (after Tsutsumi et al.); the others are the baselines the same trainer runs for comparison.
+# dual-skd and ssl-skd are ours (after Tsutsumi et al.); the others are the baselines the same trainer runs for
+# comparison. The default is single-ws: at converged schedules no SKD variant beat weight selection alone by more than
+# the seed spread (benchmarks/results/ablation_converged.md, docs/training.md), and SKD costs more per step.
 # One file per method in edgeskd/training/methods/ (the registry); this is the built-in list, read from file names.
 METHODS = builtin_methods()
 B_INITS = ("selection", "copy-a")
@@ -25,7 +27,7 @@ RUNTIME_FIELDS = ("device",)
 
 @dataclass
 class TrainConfig:
-    method: str = "dual-skd"
+    method: str = "single-ws"
     method_options: dict[str, Any] = field(default_factory=dict)  # options the method declares (--method-option)
     # weight selection (edgeskd.selection strategy strings): A ships, B is the auxiliary model of dual-skd / dml
     strategy_a: str = "uniform+first"

@@ -15,7 +15,7 @@ def test_builtin_methods_are_listed_without_importing_them():
     from edgeskd.training.methods import builtin_methods, get_method
 
     assert builtin_methods() == METHODS
-    assert set(METHODS) == {"dual-skd", "single-ws", "random-init", "classic-kd", "dml"}
+    assert set(METHODS) == {"dual-skd", "single-ws", "random-init", "classic-kd", "dml", "ssl-skd"}
     assert METHODS[0] == "dual-skd"
     for name in METHODS:
         method = get_method(name)
