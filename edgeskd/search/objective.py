@@ -61,8 +61,8 @@ class SearchContext:
         run_dir = Path(config.run_dir)
         cache = stages.latency_cache(run_dir / "latency_cache.sqlite")
         deployments, lines, n_cal = resolve_deploy(config, space)
-        return cls(config, space, stages, data, teacher, target, cache, len(classes), run_dir, deployments, lines,
-                   n_cal)
+        return cls(config, space, stages, data, teacher, target, cache, len(classes), run_dir,
+                   deployments=deployments, deploy_lines=lines, calibration_images=n_cal)
 
     def target_of(self, deployment: Any) -> Any:
         """The latency target of a deployment (the configured target when the search has no deploy choices)."""
