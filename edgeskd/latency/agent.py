@@ -8,12 +8,12 @@ Endpoints (JSON answers; errors are {"error": "...", "status": N}):
   POST /v1/measure                         body: the ONNX file; header X-Edgeskd-Settings: JSON
                                            {"target", "threads", "precision", "runs", "seconds", "warmup_s",
                                             "batch", "preprocess", "raw_size", "timeout_s"}
-Every endpoint but health needs `Authorization: Bearer TOKEN` (compared in constant time); a request with a wrong
-token has its body read and discarded (up to the upload limit) before the 401, so the client sees the 401 and not a
-broken pipe. Uploads are bounded in size, measurements in time, settings in range (edgeskd._limits: threads at most
-this device's cores, batch, runs, seconds); at most `max_connections` requests are served at once and the rest get
-503 at once (with a listen backlog of 128, so a burst is answered rather than reset). Nothing is ever unpickled: the body is parsed as ONNX protobuf and checked before any
-runtime sees it, and models that point at external data files are refused (they could read the agent's disk).
+Every endpoint but health needs `Authorization: Bearer TOKEN` (compared in constant time). Before any error
+answer to an upload (wrong token, bad settings) its body is read and discarded, up to the upload limit, so the
+client sees the error and not a broken pipe. Uploads are bounded in size, measurements in time, settings in range
+(edgeskd._limits: threads at most this device's cores, batch, runs, seconds); at most `max_connections` requests are
+served at once and the rest get 503 at once (with a listen backlog of 128, so a burst is answered rather than
+reset). Nothing is ever unpickled: the body is parsed as ONNX protobuf and checked before any runtime sees it, and models that point at external data files are refused (they could read the agent's disk).
 """
 
 from __future__ import annotations
