@@ -13,7 +13,8 @@ answer to an upload (wrong token, bad settings) its body is read and discarded, 
 client sees the error and not a broken pipe. Uploads are bounded in size, measurements in time, settings in range
 (edgeskd._limits: threads at most this device's cores, batch, runs, seconds); at most `max_connections` requests are
 served at once and the rest get 503 at once (with a listen backlog of 128, so a burst is answered rather than
-reset). Nothing is ever unpickled: the body is parsed as ONNX protobuf and checked before any runtime sees it, and models that point at external data files are refused (they could read the agent's disk).
+reset). Nothing is ever unpickled: the body is parsed as ONNX protobuf and checked before any runtime sees it, and
+models that point at external data files are refused (they could read the agent's disk).
 """
 
 from __future__ import annotations
