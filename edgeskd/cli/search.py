@@ -66,6 +66,7 @@ def check_numbers(args: argparse.Namespace) -> None:
     check_range(args.workers, "--workers", low=1, high=4096, integer=True, error=SearchError)
     check_range(args.train_fraction, "--train-fraction", low=0, high=1, low_open=True, error=SearchError)
 
+
 def build_config(args: argparse.Namespace):
     from edgeskd.search.config import DEMO_DATA, DEMO_TEACHER, SearchConfig
 
