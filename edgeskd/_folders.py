@@ -115,7 +115,7 @@ def publish_folder(final: str | os.PathLike, *, overwrite: bool = False) -> Iter
     On any error the temporary folder is removed and `final` is left exactly as it was. With `overwrite`, an
     existing `final` is moved aside first and deleted only after the new folder is in place.
     """
-    final = Path(final)
+    final = Path(final).resolve()  # "." or "out/" must still name a folder with a parent
     parent = final.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)

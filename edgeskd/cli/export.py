@@ -40,15 +40,13 @@ def register(sub, name, help_text):
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgeskd._io import read_json_object
-    from edgeskd.errors import ExportError
-    from edgeskd.export import export_bundle, load_parity_images
-
     from pathlib import Path
 
     from edgeskd._folders import probe_writable
-
+    from edgeskd._io import read_json_object
     from edgeskd._limits import check_range
+    from edgeskd.errors import ExportError
+    from edgeskd.export import export_bundle, load_parity_images
 
     check_range(args.max_accuracy_drop, "--max-accuracy-drop", low=0, high=1, error=ExportError)
     check_range(args.parity_images, "--parity-images", low=1, high=100_000, integer=True, error=ExportError)

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+<<<<<<< HEAD
 from edgeskd.cli._common import (add_data_options, add_json_flag, add_teacher_num_classes, data_options,
                                  print_json)
+=======
+from pathlib import Path
+
+from edgeskd.cli._common import add_json_flag, print_json
+>>>>>>> i11py
 
 # TrainConfig fields exposed as --flags (others through --config FILE.json)
 _FLAGS = ("epochs_skd", "epochs_finetune", "lr", "finetune_lr_scale", "weight_decay", "batch_size", "temperature",
@@ -94,7 +100,7 @@ def build_config(args: argparse.Namespace):
 
 def _prepare_out(args: argparse.Namespace) -> None:
     """Refuse to replace an earlier run silently, and find an unwritable --out before any epoch is trained."""
-    from edgeskd._folders import check_output_folder, clear_folder
+    from edgeskd._folders import check_output_folder
     from edgeskd.errors import TrainingError
 
     if args.resume and args.overwrite:
@@ -103,9 +109,7 @@ def _prepare_out(args: argparse.Namespace) -> None:
         if args.resume or args.overwrite:
             raise TrainingError("--resume/--overwrite need --out")
         return
-    out = check_output_folder(args.out, overwrite=args.overwrite, resume=args.resume)
-    if args.overwrite:
-        clear_folder(out)
+    check_output_folder(args.out, overwrite=args.overwrite, resume=args.resume)
 
 
 def device_values(args: argparse.Namespace) -> dict:
@@ -159,6 +163,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         spec = StudentSpec(args.teacher, args.depth, args.width, resolution, num_classes=num_classes)
     torch.set_num_threads(max(1, torch.get_num_threads()))
+    if args.overwrite and Path(args.out).is_dir():  # only now: a bad dataset or teacher keeps the earlier run
+        from edgeskd._folders import clear_folder
+
+        clear_folder(Path(args.out))
     progress = not args.no_progress and not args.json and sys.stderr.isatty()
 
     if args.compare:
@@ -169,8 +177,6 @@ def run(args: argparse.Namespace) -> int:
         rows = compare_methods(methods, spec, data, teacher, config, seeds, out_dir=args.out, progress=progress)
         table = format_table(rows)
         if args.out:
-            from pathlib import Path
-
             from edgeskd._io import atomic_write_json, atomic_write_text
             from edgeskd.cli._output import writing
 

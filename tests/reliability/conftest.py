@@ -40,5 +40,6 @@ def tiny_onnx(tmp_path_factory):
 
     from edgeskd.export.onnx import export_onnx
 
-    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(8, 4))
     return export_onnx(net, tmp_path_factory.mktemp("onnx") / "tiny.onnx", resolution=32)

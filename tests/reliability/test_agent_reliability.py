@@ -170,3 +170,12 @@ def test_a_failed_start_leaves_no_work_folder(tmp_path, monkeypatch):
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 2 and "cannot listen" in err and len(err.strip().splitlines()) == 1, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_settings_on_a_real_upload_are_reported_not_a_broken_pipe(make_agent):
+    from edgeskd.latency.remote import _call
+
+    agent = make_agent(max_upload_bytes=32 << 20)
+    with pytest.raises(LatencyError, match="answered 400: bad measurement settings: batch"):
+        _call(f"{agent.url}/v1/measure", token=TOKEN, data=os.urandom(8 << 20),
+              headers={"X-Edgeskd-Settings": json.dumps({"batch": 100000})})

@@ -146,3 +146,18 @@ def test_oserror_escaping_a_command_is_one_line(run_cli, monkeypatch):
 def _with_func(parser, name, func):
     parser._subparsers._group_actions[0].choices[name].set_defaults(func=func)
     return parser
+
+
+def test_train_overwrite_replaces_the_earlier_run_only_once_inputs_load(run_cli, tmp_path):
+    pytest.importorskip("edgeskd.selection")
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "stale.txt").write_text("earlier run")
+    # a dataset that cannot be read: the earlier run must survive --overwrite
+    run_cli("train", "--data", tmp_path / "no-such-data", *LITE0, "--out", out, "--overwrite")
+    assert (out / "stale.txt").read_text() == "earlier run"
+    common = ("--data", "chest-xray-samples", *LITE0, "--depth", "0.25", "--width", "0.25", "--resolution", "32",
+              "--epochs-skd", "1", "--epochs-finetune", "0", "--batch-size", "8", "--method", "single-ws",
+              "--no-progress", "--json")
+    run_cli("train", *common, "--out", out, "--overwrite", expect=0)
+    assert not (out / "stale.txt").exists() and (out / "model.safetensors").is_file()
