@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-<<<<<<< HEAD
-from edgeskd.cli._common import (add_data_options, add_json_flag, add_teacher_num_classes, data_options,
-                                 print_json)
-=======
 from pathlib import Path
 
-from edgeskd.cli._common import add_json_flag, print_json
->>>>>>> i11py
+from edgeskd.cli._common import (add_data_options, add_json_flag, add_teacher_num_classes, data_options,
+                                 print_json)
 
 # TrainConfig fields exposed as --flags (others through --config FILE.json)
 _FLAGS = ("epochs_skd", "epochs_finetune", "lr", "finetune_lr_scale", "weight_decay", "batch_size", "temperature",
