@@ -108,12 +108,7 @@ def load_tensors(path: str | os.PathLike, error: type[Exception], what: str) -> 
 
 
 def read_json_object(path: str | os.PathLike, error: type[Exception], what: str) -> dict[str, Any]:
-    """A JSON file that must hold one object; failures raise `error` naming `what` and the file."""
-    try:
-        with open(path) as fh:
-            data = json.load(fh)
-    except (OSError, json.JSONDecodeError) as exc:
-        raise error(f"cannot read {what} {path}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise error(f"{what} {path} must hold a JSON object; found {type(data).__name__}")
-    return data
+    """A JSON file that must hold one object (bounded in size and depth, see edgeskd._json)."""
+    from edgeskd._json import read_json_object as bounded
+
+    return bounded(path, error, what)

@@ -38,3 +38,14 @@ class SearchError(EdgeskdError):
 
 class MissingDependency(EdgeskdError):
     """An optional runtime (TensorRT, CUDA, a dataset package) is not installed here."""
+
+
+class OutputError(EdgeskdError, OSError):
+    """An output folder or file cannot be written (read-only, missing, full disk, no permission, already in use).
+
+    Also an OSError, so code that already handles OSError keeps working; the CLI prints it as one line, exit 2."""
+
+
+class RuntimeAdapterError(LatencyError, ExportError):
+    """A runtime adapter (edgeskd.runtimes) cannot build or run what was asked. Both a latency and an export error,
+    because both stages drive runtimes through the adapters and their callers catch their own kind."""

@@ -1,11 +1,16 @@
 /*
  * classify: classify one 8-bit PGM (grayscale) or PPM (RGB) image with an edgeskd bundle.
  *
- *   classify BUNDLE_DIR IMAGE.pgm|IMAGE.ppm [--backend onnxruntime|openvino] [--threads N] [--device NAME] [--all]
+ *   classify BUNDLE_DIR IMAGE.pgm|IMAGE.ppm [--backend onnxruntime|openvino] [--threads N] [--force-threads]
+ *            [--device NAME] [--manifest-sha256 HEX] [--all]
  *
  * Prints the top label and its probability ("PNEUMONIA 0.912345"); with --all, every label, in the bundle's order.
- * Exit status: 0 on success, 1 on a runtime error, 2 on bad usage or an unreadable image.
+ * --threads is at most the machine's online cores unless --force-threads; images are at most
+ * EDGESKD_MAX_IMAGE_PIXELS (64 Mi) pixels; --manifest-sha256 pins the bundle (see edgeskd.h).
+ * Exit status: 0 on success, 1 on a runtime error (a tampered bundle included), 2 on bad usage or an unreadable
+ * or oversized image.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +68,13 @@ static image read_pnm(const char *path) {
         return img;
     }
     img.channels = magic[1] == '5' ? 1 : 3;
+    /* bound the allocation by the header, before reading any pixel (read_number caps each side at ~10^7) */
+    if (img.width * img.height > (size_t)EDGESKD_MAX_IMAGE_PIXELS) {
+        fprintf(stderr, "classify: %s is %zux%zu = %zu pixels; the limit is %u (EDGESKD_MAX_IMAGE_PIXELS)\n", path,
+                img.width, img.height, img.width * img.height, (unsigned)EDGESKD_MAX_IMAGE_PIXELS);
+        fclose(f);
+        return img;
+    }
     size_t bytes = img.width * img.height * img.channels;
     img.pixels = malloc(bytes);
     if (!img.pixels || fread(img.pixels, 1, bytes, f) != bytes) {
@@ -76,8 +88,22 @@ static image read_pnm(const char *path) {
 
 static int usage(void) {
     fprintf(stderr, "usage: classify BUNDLE_DIR IMAGE.pgm|IMAGE.ppm [--backend onnxruntime|openvino] "
-                    "[--threads N] [--device NAME] [--all]\n");
+                    "[--threads N] [--force-threads] [--device NAME] [--manifest-sha256 HEX] [--all]\n");
     return 2;
+}
+
+/* A whole decimal number in [0, EDGESKD_MAX_THREADS]; the library checks it against the cores. */
+static int parse_threads(const char *text, int32_t *out) {
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || end == text || *end != '\0' || v < 0 || v > EDGESKD_MAX_THREADS) {
+        fprintf(stderr, "classify: --threads %s; expected a whole number from 0 (runtime default) to %d\n", text,
+                EDGESKD_MAX_THREADS);
+        return 0;
+    }
+    *out = (int32_t)v;
+    return 1;
 }
 
 int main(int argc, char **argv) {
@@ -95,7 +121,11 @@ int main(int argc, char **argv) {
             else if (strcmp(b, "tensorrt") == 0) opts.backend = EDGESKD_BACKEND_TENSORRT;
             else return usage();
         } else if (i + 1 < argc && strcmp(argv[i], "--threads") == 0) {
-            opts.num_threads = atoi(argv[++i]);
+            if (!parse_threads(argv[++i], &opts.num_threads)) return 2;
+        } else if (strcmp(argv[i], "--force-threads") == 0) {
+            opts.flags |= EDGESKD_OPEN_FORCE_THREADS;
+        } else if (i + 1 < argc && strcmp(argv[i], "--manifest-sha256") == 0) {
+            opts.manifest_sha256 = argv[++i];
         } else if (i + 1 < argc && strcmp(argv[i], "--device") == 0) {
             opts.device = argv[++i];
         } else {

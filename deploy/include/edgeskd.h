@@ -17,10 +17,17 @@
  * Rules that hold for every function:
  *  - every function except the few that return strings returns an edgeskd_status; EDGESKD_OK is 0;
  *  - NULL pointers, buffers that are too short and sizes that do not match are errors, never crashes;
- *  - after a failed call on a handle, edgeskd_last_error(handle) says what went wrong (one line, names the value
- *    or file and what was expected); edgeskd_open reports into the caller's buffer since no handle exists yet;
- *  - the library keeps no global mutable state; a handle's calls are serialised by a lock inside the handle, so
- *    one handle may be shared by threads (for parallel inference open one handle per thread).
+ *  - after a failed call on a handle, edgeskd_last_error(handle), called on the same thread, says what went wrong
+ *    (one line, names the value or file and what was expected). The message lives in thread-local storage, like
+ *    errno, so another thread's failure on a shared handle cannot overwrite it; edgeskd_open reports into the
+ *    caller's buffer since no handle exists yet;
+ *  - edgeskd_open checks the bundle's integrity before running anything from it: manifest.json must match the
+ *    digest in manifest.sha256 beside it (and opts.manifest_sha256 when given), and every file it reads must be a
+ *    regular file (no symlinks) with the size and sha256 that manifest.json records; else EDGESKD_ERR_INTEGRITY
+ *    naming the file;
+ *  - the library keeps no global mutable state besides that per-thread message; a handle's calls (getters
+ *    included) are serialised by a lock inside the handle, so one handle may be shared by threads (for parallel
+ *    inference open one handle per thread).
  */
 #ifndef EDGESKD_H
 #define EDGESKD_H
@@ -41,7 +48,7 @@ extern "C" {
 #endif
 
 #define EDGESKD_VERSION_MAJOR 0
-#define EDGESKD_VERSION_MINOR 1
+#define EDGESKD_VERSION_MINOR 2 /* 0.2: EDGESKD_ERR_INTEGRITY, options flags/manifest_sha256 */
 #define EDGESKD_VERSION_PATCH 0
 
 typedef enum edgeskd_status {
@@ -53,8 +60,18 @@ typedef enum edgeskd_status {
     EDGESKD_ERR_MANIFEST = 5,         /* manifest.json is malformed or breaks the contract */
     EDGESKD_ERR_UNSUPPORTED = 6,      /* backend not built into this library, or device/feature not supported */
     EDGESKD_ERR_BACKEND = 7,          /* the inference runtime reported an error */
-    EDGESKD_ERR_OUT_OF_MEMORY = 8
+    EDGESKD_ERR_OUT_OF_MEMORY = 8,
+    EDGESKD_ERR_INTEGRITY = 9         /* a bundle file's sha256/size/kind differs from the manifest, or the manifest
+                                         from manifest.sha256 / the pinned digest (since 0.2) */
 } edgeskd_status;
+
+/* Bounds (the limits named in the error messages). */
+#define EDGESKD_MAX_IMAGE_PIXELS (64u * 1024u * 1024u) /* width * height of one input image */
+#define EDGESKD_MAX_INPUT_SIDE 4096                    /* the model input's side, from the manifest */
+#define EDGESKD_MAX_THREADS 1024                       /* num_threads even with EDGESKD_OPEN_FORCE_THREADS */
+
+/* edgeskd_options.flags */
+#define EDGESKD_OPEN_FORCE_THREADS 1u /* allow num_threads above the machine's online cores (up to MAX_THREADS) */
 
 typedef enum edgeskd_backend {
     EDGESKD_BACKEND_ONNXRUNTIME = 0, /* default: ONNX Runtime's C API, runs model.onnx */
@@ -65,8 +82,12 @@ typedef enum edgeskd_backend {
 typedef struct edgeskd_options {
     uint32_t struct_size;    /* sizeof(edgeskd_options); set by edgeskd_options_init, lets the struct grow */
     edgeskd_backend backend; /* default EDGESKD_BACKEND_ONNXRUNTIME */
-    int32_t num_threads;     /* intra-op threads; 0 = the runtime's default, must be >= 0 */
+    int32_t num_threads;     /* intra-op threads; 0 = the runtime's default; at most the online cores unless forced */
     const char *device;      /* NULL or "CPU" (default); "CUDA" (ONNX Runtime), "GPU"/"NPU"/... (OpenVINO) */
+    /* since 0.2 (older callers pass a smaller struct_size and get the defaults below) */
+    uint32_t flags;                 /* EDGESKD_OPEN_* bits; default 0 */
+    const char *manifest_sha256;    /* NULL, or the 64 hex digits manifest.json must hash to (pins the bundle,
+                                       so a manifest rewritten together with manifest.sha256 is still refused) */
 } edgeskd_options;
 
 typedef struct edgeskd_model edgeskd_model;
@@ -74,7 +95,7 @@ typedef struct edgeskd_model edgeskd_model;
 /* Fill `opts` with the defaults. */
 EDGESKD_API void edgeskd_options_init(edgeskd_options *opts);
 
-/* "0.1.0" */
+/* "0.2.0" */
 EDGESKD_API const char *edgeskd_version(void);
 
 /* Constant English name of a status ("EDGESKD_ERR_IO"); never NULL. */
@@ -94,7 +115,8 @@ EDGESKD_API edgeskd_status edgeskd_open(const char *bundle_dir, const edgeskd_op
 /* Free the handle and everything it owns. NULL is a no-op. */
 EDGESKD_API void edgeskd_close(edgeskd_model *model);
 
-/* The message of the last failed call on this handle ("" when none). Valid until the next call on the handle. */
+/* The message of the calling thread's last call if that call was on this handle and failed, else "".
+ * Thread-local: valid until this thread's next edgeskd call. */
 EDGESKD_API const char *edgeskd_last_error(const edgeskd_model *model);
 
 /* The model input's shape, NCHW: shape[0] = 1, shape[1] = channels, shape[2] = height, shape[3] = width. */

@@ -84,7 +84,7 @@ static edgeskd_status check_io(ort_state *s, const manifest *m, char *err, size_
         return EDGESKD_ERR_BACKEND;
     }
     if (n_in != 1 || n_out != 1) {
-        set_error(err, err_size, "%s has %zu inputs and %zu outputs; expected 1 and 1", m->onnx_path, n_in, n_out);
+        set_error(err, err_size, "%s has %zu inputs and %zu outputs; expected 1 and 1", m->onnx.path, n_in, n_out);
         return EDGESKD_ERR_MANIFEST;
     }
     OrtAllocator *alloc = NULL;
@@ -98,7 +98,7 @@ static edgeskd_status check_io(ort_state *s, const manifest *m, char *err, size_
         const char *want = which == 0 ? m->input_name : m->output_name;
         int same = strcmp(name, want) == 0;
         if (!same) {
-            set_error(err, err_size, "%s: its %s is named \"%s\"; the manifest says \"%s\"", m->onnx_path,
+            set_error(err, err_size, "%s: its %s is named \"%s\"; the manifest says \"%s\"", m->onnx.path,
                       which == 0 ? "input" : "output", name, want);
         }
         int freed = ort_ok(api, api->AllocatorFree(alloc, name), "AllocatorFree", err, err_size);
@@ -115,13 +115,13 @@ static edgeskd_status check_io(ort_state *s, const manifest *m, char *err, size_
         ort_ok(api, api->CastTypeInfoToTensorInfo(type, &tinfo), "CastTypeInfoToTensorInfo", err, err_size) &&
         ort_ok(api, api->GetDimensionsCount(tinfo, &rank), "GetDimensionsCount", err, err_size)) {
         if (rank != 4) {
-            set_error(err, err_size, "%s: input has rank %zu; expected 4 (NCHW)", m->onnx_path, rank);
+            set_error(err, err_size, "%s: input has rank %zu; expected 4 (NCHW)", m->onnx.path, rank);
             st = EDGESKD_ERR_MANIFEST;
         } else if (ort_ok(api, api->GetDimensions(tinfo, dims, 4), "GetDimensions", err, err_size)) {
             st = EDGESKD_OK;
             for (int i = 0; i < 4; i++) {
                 if (dims[i] >= 0 && dims[i] != m->input_shape[i]) {
-                    set_error(err, err_size, "%s: input dimension %d is %lld; the manifest says %lld", m->onnx_path,
+                    set_error(err, err_size, "%s: input dimension %d is %lld; the manifest says %lld", m->onnx.path,
                               i, (long long)dims[i], (long long)m->input_shape[i]);
                     st = EDGESKD_ERR_MANIFEST;
                     break;
@@ -135,16 +135,10 @@ static edgeskd_status check_io(ort_state *s, const manifest *m, char *err, size_
 
 edgeskd_status backend_ort_open(const manifest *m, const edgeskd_options *opts, backend_impl *out, char *err,
                                 size_t err_size) {
-    if (!m->onnx_path) {
+    if (!m->onnx.path) {
         set_error(err, err_size, "the bundle has no ONNX model (manifest model.files.onnx is null)");
         return EDGESKD_ERR_IO;
     }
-    FILE *probe = fopen(m->onnx_path, "rb");
-    if (!probe) {
-        set_error(err, err_size, "cannot open %s: no such file or not readable", m->onnx_path);
-        return EDGESKD_ERR_IO;
-    }
-    fclose(probe);
     const char *device = opts->device ? opts->device : "CPU";
     int cuda = strcasecmp(device, "CUDA") == 0;
     if (!cuda && strcasecmp(device, "CPU") != 0) {
@@ -159,13 +153,19 @@ edgeskd_status backend_ort_open(const manifest *m, const edgeskd_options *opts, 
                   ORT_API_VERSION);
         return EDGESKD_ERR_UNSUPPORTED;
     }
+    /* The checked bytes are what ONNX Runtime loads (CreateSessionFromArray), not the file a second time. */
+    uint8_t *model_bytes = NULL;
+    size_t model_len = 0;
+    edgeskd_status rs = read_verified(&m->onnx, &model_bytes, &model_len, err, err_size);
+    if (rs != EDGESKD_OK) return rs;
     ort_state *s = calloc(1, sizeof *s);
-    if (!s) { set_error(err, err_size, "out of memory"); return EDGESKD_ERR_OUT_OF_MEMORY; }
+    if (!s) { free(model_bytes); set_error(err, err_size, "out of memory"); return EDGESKD_ERR_OUT_OF_MEMORY; }
     s->api = api;
     memcpy(s->shape, m->input_shape, sizeof s->shape);
     s->input_name = malloc(strlen(m->input_name) + 1);
     s->output_name = malloc(strlen(m->output_name) + 1);
     if (!s->input_name || !s->output_name) {
+        free(model_bytes);
         ort_destroy(s);
         set_error(err, err_size, "out of memory");
         return EDGESKD_ERR_OUT_OF_MEMORY;
@@ -194,7 +194,11 @@ edgeskd_status backend_ort_open(const manifest *m, const edgeskd_options *opts, 
         }
         if (!ok) { st = EDGESKD_ERR_UNSUPPORTED; goto fail; }
     }
-    if (!ort_ok(api, api->CreateSession(s->env, m->onnx_path, so, &s->session), "CreateSession", err, err_size) ||
+    int created = ort_ok(api, api->CreateSessionFromArray(s->env, model_bytes, model_len, so, &s->session),
+                         "CreateSession", err, err_size);
+    free(model_bytes); /* the session keeps its own copy */
+    model_bytes = NULL;
+    if (!created ||
         !ort_ok(api, api->CreateCpuMemoryInfo(OrtArenaAllocator, OrtMemTypeDefault, &s->cpu), "CreateCpuMemoryInfo",
                 err, err_size)) {
         goto fail;
@@ -207,6 +211,7 @@ edgeskd_status backend_ort_open(const manifest *m, const edgeskd_options *opts, 
     out->destroy = ort_destroy;
     return EDGESKD_OK;
 fail:
+    free(model_bytes);
     if (so) api->ReleaseSessionOptions(so);
     ort_destroy(s);
     return st;

@@ -15,6 +15,9 @@ typedef struct ov_state {
     ov_infer_request_t *request;
     ov_shape_t shape;
     int have_shape;
+    uint8_t *xml;     /* the checked IR bytes; OpenVINO may keep pointing into the weights, so they live as long */
+    uint8_t *weights; /* as the handle */
+    ov_tensor_t *weights_tensor;
 } ov_state;
 
 /* Writes OpenVINO's own message for a failed call; returns 1 when `status` is OK. */
@@ -37,6 +40,9 @@ static void ov_destroy(void *p) {
     if (s->model) ov_model_free(s->model);
     if (s->core) ov_core_free(s->core);
     if (s->have_shape) ov_shape_free(&s->shape);
+    if (s->weights_tensor) ov_tensor_free(s->weights_tensor);
+    free(s->xml);
+    free(s->weights);
     free(s);
 }
 
@@ -79,7 +85,7 @@ static edgeskd_status check_io(ov_state *s, const manifest *m, char *err, size_t
         return EDGESKD_ERR_BACKEND;
     }
     if (n_in != 1 || n_out != 1) {
-        set_error(err, err_size, "%s has %zu inputs and %zu outputs; expected 1 and 1", m->openvino_xml_path, n_in,
+        set_error(err, err_size, "%s has %zu inputs and %zu outputs; expected 1 and 1", m->openvino_xml.path, n_in,
                   n_out);
         return EDGESKD_ERR_MANIFEST;
     }
@@ -97,7 +103,7 @@ static edgeskd_status check_io(ov_state *s, const manifest *m, char *err, size_t
         } else {
             const char *want = which == 0 ? m->input_name : m->output_name;
             if (strcmp(name, want) != 0) {
-                set_error(err, err_size, "%s: its %s is named \"%s\"; the manifest says \"%s\"", m->openvino_xml_path,
+                set_error(err, err_size, "%s: its %s is named \"%s\"; the manifest says \"%s\"", m->openvino_xml.path,
                           which == 0 ? "input" : "output", name, want);
                 st = EDGESKD_ERR_MANIFEST;
             } else if (which == 0) {
@@ -105,7 +111,7 @@ static edgeskd_status check_io(ov_state *s, const manifest *m, char *err, size_t
                 for (int i = 0; same && i < 4; i++) same = shape.dims[i] == m->input_shape[i];
                 if (!same) {
                     set_error(err, err_size, "%s: input shape differs from the manifest's [1, %lld, %lld, %lld]",
-                              m->openvino_xml_path, (long long)m->input_shape[1], (long long)m->input_shape[2],
+                              m->openvino_xml.path, (long long)m->input_shape[1], (long long)m->input_shape[2],
                               (long long)m->input_shape[3]);
                     st = EDGESKD_ERR_MANIFEST;
                 }
@@ -118,33 +124,34 @@ static edgeskd_status check_io(ov_state *s, const manifest *m, char *err, size_t
     return st;
 }
 
-static int readable(const char *path) {
-    FILE *f = path ? fopen(path, "rb") : NULL;
-    if (f) fclose(f);
-    return f != NULL;
-}
-
 edgeskd_status backend_ov_open(const manifest *m, const edgeskd_options *opts, backend_impl *out, char *err,
                                size_t err_size) {
-    if (!m->openvino_xml_path || !m->openvino_bin_path) {
+    if (!m->openvino_xml.path || !m->openvino_bin.path) {
         set_error(err, err_size, "the bundle has no OpenVINO IR (manifest model.files.openvino_xml/openvino_bin is null)");
-        return EDGESKD_ERR_IO;
-    }
-    if (!readable(m->openvino_xml_path) || !readable(m->openvino_bin_path)) {
-        set_error(err, err_size, "cannot open %s or %s: no such file or not readable", m->openvino_xml_path,
-                  m->openvino_bin_path);
         return EDGESKD_ERR_IO;
     }
     ov_state *s = calloc(1, sizeof *s);
     if (!s) { set_error(err, err_size, "out of memory"); return EDGESKD_ERR_OUT_OF_MEMORY; }
+    /* The checked bytes are what OpenVINO reads (read_model_from_memory_buffer), not the files a second time. */
+    size_t xml_len = 0, bin_len = 0;
+    edgeskd_status rs = read_verified(&m->openvino_xml, &s->xml, &xml_len, err, err_size);
+    if (rs == EDGESKD_OK) rs = read_verified(&m->openvino_bin, &s->weights, &bin_len, err, err_size);
+    if (rs != EDGESKD_OK) { ov_destroy(s); return rs; }
     const char *device = opts->device ? opts->device : "CPU";
     char threads[16];
     snprintf(threads, sizeof threads, "%d", (int)opts->num_threads);
     edgeskd_status st = EDGESKD_ERR_BACKEND;
     ov_status_e cs;
+    ov_shape_t wshape = {0, NULL};
     if (!ov_ok(ov_core_create(&s->core), "ov_core_create", err, err_size) ||
-        !ov_ok(ov_core_read_model(s->core, m->openvino_xml_path, m->openvino_bin_path, &s->model),
-               "reading the IR", err, err_size)) {
+        !ov_ok(ov_shape_create(1, (int64_t[]){(int64_t)bin_len}, &wshape), "ov_shape_create", err, err_size)) {
+        goto fail;
+    }
+    cs = ov_tensor_create_from_host_ptr(U8, wshape, s->weights, &s->weights_tensor);
+    ov_shape_free(&wshape);
+    if (!ov_ok(cs, "wrapping the weights", err, err_size) ||
+        !ov_ok(ov_core_read_model_from_memory_buffer(s->core, (const char *)s->xml, xml_len, s->weights_tensor,
+                                                     &s->model), "reading the IR", err, err_size)) {
         goto fail;
     }
     /* Pin the input to the manifest's [1, C, S, S] (exports often leave the batch dynamic): static shapes compile

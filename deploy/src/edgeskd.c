@@ -1,16 +1,34 @@
-/* The public C ABI: argument checks, per-handle errors and locking, softmax; backends live in backend_*.c. */
+/* The public C ABI: argument checks, thread-local errors, per-handle locking, softmax; backends live in
+ * backend_*.c, manifest reading in manifest.c, integrity checks in integrity.c. */
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 
 enum { MAX_IMAGE_SIDE = 65536 };
 
+/* The calling thread's last message and the handle it belongs to: like errno, so a thread sharing a handle reads
+ * its own failure, never one another thread wrote meanwhile. */
+static _Thread_local struct {
+    const edgeskd_model *owner;
+    char text[EDGESKD_ERR_LEN];
+} last;
+
+/* Starts a call on `m`: clears this thread's message and returns the buffer failures write into. */
+static char *begin_call(const edgeskd_model *m) {
+    last.owner = m;
+    last.text[0] = '\0';
+    return last.text;
+}
+#define ERR_SIZE ((size_t)EDGESKD_ERR_LEN)
+
 struct edgeskd_model {
-    pthread_mutex_t lock; /* serialises calls on this handle (backends' run state is not re-entrant) */
-    char error[EDGESKD_ERR_LEN];
+    /* Serialises calls on this handle (backends' run state is not re-entrant). A pointer, so getters on a const
+     * handle can take it without casting const away. */
+    pthread_mutex_t *lock;
     manifest mf;
     backend_impl be;
     size_t input_floats;
@@ -32,6 +50,8 @@ void edgeskd_options_init(edgeskd_options *opts) {
     opts->backend = EDGESKD_BACKEND_ONNXRUNTIME;
     opts->num_threads = 0;
     opts->device = NULL;
+    opts->flags = 0;
+    opts->manifest_sha256 = NULL;
 }
 
 const char *edgeskd_status_string(edgeskd_status status) {
@@ -45,6 +65,7 @@ const char *edgeskd_status_string(edgeskd_status status) {
     case EDGESKD_ERR_UNSUPPORTED: return "EDGESKD_ERR_UNSUPPORTED";
     case EDGESKD_ERR_BACKEND: return "EDGESKD_ERR_BACKEND";
     case EDGESKD_ERR_OUT_OF_MEMORY: return "EDGESKD_ERR_OUT_OF_MEMORY";
+    case EDGESKD_ERR_INTEGRITY: return "EDGESKD_ERR_INTEGRITY";
     }
     return "EDGESKD_ERR_UNKNOWN";
 }
@@ -120,18 +141,42 @@ edgeskd_status edgeskd_open(const char *bundle_dir, const edgeskd_options *opts,
                   (int)defaults.num_threads);
         return EDGESKD_ERR_INVALID_ARGUMENT;
     }
+    /* Thread pools are allocated up front: an unbounded count is a memory bomb (100000 threads took 16 GB). */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores < 1) cores = 1;
+    int forced = (defaults.flags & EDGESKD_OPEN_FORCE_THREADS) != 0;
+    if (defaults.num_threads > EDGESKD_MAX_THREADS ||
+        (!forced && (long)defaults.num_threads > cores)) {
+        if (forced || defaults.num_threads > EDGESKD_MAX_THREADS) {
+            set_error(err, err_size, "edgeskd_open: num_threads is %d; the limit is %d even with "
+                      "EDGESKD_OPEN_FORCE_THREADS", (int)defaults.num_threads, EDGESKD_MAX_THREADS);
+        } else {
+            set_error(err, err_size, "edgeskd_open: num_threads is %d; the limit is this machine's %ld online cores "
+                      "(set EDGESKD_OPEN_FORCE_THREADS in opts.flags, or classify --force-threads, to go above)",
+                      (int)defaults.num_threads, cores);
+        }
+        return EDGESKD_ERR_INVALID_ARGUMENT;
+    }
+    if (defaults.flags & ~EDGESKD_OPEN_FORCE_THREADS) {
+        set_error(err, err_size, "edgeskd_open: unknown bits 0x%x in opts->flags; expected EDGESKD_OPEN_* flags",
+                  (unsigned)(defaults.flags & ~EDGESKD_OPEN_FORCE_THREADS));
+        return EDGESKD_ERR_INVALID_ARGUMENT;
+    }
 
     edgeskd_model *m = calloc(1, sizeof *m);
-    if (!m) {
+    if (m) m->lock = malloc(sizeof *m->lock);
+    if (!m || !m->lock) {
+        free(m);
         set_error(err, err_size, "out of memory");
         return EDGESKD_ERR_OUT_OF_MEMORY;
     }
-    if (pthread_mutex_init(&m->lock, NULL) != 0) {
+    if (pthread_mutex_init(m->lock, NULL) != 0) {
+        free(m->lock);
         free(m);
         set_error(err, err_size, "cannot create the handle's lock");
         return EDGESKD_ERR_OUT_OF_MEMORY;
     }
-    edgeskd_status st = manifest_load(bundle_dir, &m->mf, err, err_size);
+    edgeskd_status st = manifest_load(bundle_dir, defaults.manifest_sha256, &m->mf, err, err_size);
     if (st == EDGESKD_OK) {
         m->input_floats = m->mf.channels * m->mf.size * m->mf.size;
         m->input = malloc(m->input_floats * sizeof *m->input);
@@ -156,113 +201,133 @@ void edgeskd_close(edgeskd_model *m) {
     manifest_free(&m->mf);
     free(m->input);
     free(m->logits);
-    pthread_mutex_destroy(&m->lock);
+    pthread_mutex_destroy(m->lock);
+    free(m->lock);
     free(m);
 }
 
 const char *edgeskd_last_error(const edgeskd_model *m) {
-    return m ? m->error : "edgeskd_last_error: the handle is NULL";
+    if (!m) return "edgeskd_last_error: the handle is NULL";
+    return last.owner == m ? last.text : "";
 }
 
 edgeskd_status edgeskd_input_shape(const edgeskd_model *m, int64_t shape[4]) {
     if (!m) return EDGESKD_ERR_INVALID_ARGUMENT;
+    char *err = begin_call(m);
     if (!shape) {
-        set_error(((edgeskd_model *)m)->error, sizeof m->error, "edgeskd_input_shape: shape is NULL");
+        set_error(err, ERR_SIZE, "edgeskd_input_shape: shape is NULL");
         return EDGESKD_ERR_INVALID_ARGUMENT;
     }
+    pthread_mutex_lock(m->lock);
     memcpy(shape, m->mf.input_shape, sizeof m->mf.input_shape);
+    pthread_mutex_unlock(m->lock);
     return EDGESKD_OK;
 }
 
 edgeskd_status edgeskd_input_size(const edgeskd_model *m, size_t *out_floats) {
     if (!m) return EDGESKD_ERR_INVALID_ARGUMENT;
+    char *err = begin_call(m);
     if (!out_floats) {
-        set_error(((edgeskd_model *)m)->error, sizeof m->error, "edgeskd_input_size: out_floats is NULL");
+        set_error(err, ERR_SIZE, "edgeskd_input_size: out_floats is NULL");
         return EDGESKD_ERR_INVALID_ARGUMENT;
     }
+    pthread_mutex_lock(m->lock);
     *out_floats = m->input_floats;
+    pthread_mutex_unlock(m->lock);
     return EDGESKD_OK;
 }
 
 edgeskd_status edgeskd_num_labels(const edgeskd_model *m, size_t *out_count) {
     if (!m) return EDGESKD_ERR_INVALID_ARGUMENT;
+    char *err = begin_call(m);
     if (!out_count) {
-        set_error(((edgeskd_model *)m)->error, sizeof m->error, "edgeskd_num_labels: out_count is NULL");
+        set_error(err, ERR_SIZE, "edgeskd_num_labels: out_count is NULL");
         return EDGESKD_ERR_INVALID_ARGUMENT;
     }
+    pthread_mutex_lock(m->lock);
     *out_count = m->mf.num_labels;
+    pthread_mutex_unlock(m->lock);
     return EDGESKD_OK;
 }
 
 edgeskd_status edgeskd_label(const edgeskd_model *m, size_t index, const char **out) {
     if (!m) return EDGESKD_ERR_INVALID_ARGUMENT;
-    char *msg = ((edgeskd_model *)m)->error; /* the message buffer is the only thing a query may change */
+    char *err = begin_call(m);
     if (!out) {
-        set_error(msg, sizeof m->error, "edgeskd_label: out is NULL");
+        set_error(err, ERR_SIZE, "edgeskd_label: out is NULL");
         return EDGESKD_ERR_INVALID_ARGUMENT;
     }
+    edgeskd_status st = EDGESKD_OK;
+    pthread_mutex_lock(m->lock);
     *out = NULL;
     if (index >= m->mf.num_labels) {
-        set_error(msg, sizeof m->error, "edgeskd_label: index %zu out of range; the model has %zu labels", index,
+        set_error(err, ERR_SIZE, "edgeskd_label: index %zu out of range; the model has %zu labels", index,
                   m->mf.num_labels);
-        return EDGESKD_ERR_INVALID_ARGUMENT;
+        st = EDGESKD_ERR_INVALID_ARGUMENT;
+    } else {
+        *out = m->mf.labels[index];
     }
-    *out = m->mf.labels[index];
-    return EDGESKD_OK;
+    pthread_mutex_unlock(m->lock);
+    return st;
 }
 
-/* Checks an image's description; on failure writes the message into m->error. */
-static edgeskd_status check_pixels(edgeskd_model *m, const char *fn, const uint8_t *pixels, size_t width,
+/* Checks an image's description; on failure writes the message into `err`. */
+static edgeskd_status check_pixels(char *err, const char *fn, const uint8_t *pixels, size_t width,
                                    size_t height, size_t channels, size_t *row_stride) {
     if (!pixels) {
-        set_error(m->error, sizeof m->error, "%s: pixels is NULL", fn);
+        set_error(err, ERR_SIZE, "%s: pixels is NULL", fn);
         return EDGESKD_ERR_INVALID_ARGUMENT;
     }
     if (width == 0 || height == 0 || width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE) {
-        set_error(m->error, sizeof m->error, "%s: image size %zux%zu; expected 1..%d pixels per side", fn, width,
+        set_error(err, ERR_SIZE, "%s: image size %zux%zu; expected 1..%d pixels per side", fn, width,
                   height, MAX_IMAGE_SIDE);
         return EDGESKD_ERR_INVALID_ARGUMENT;
     }
+    if (width * height > (size_t)EDGESKD_MAX_IMAGE_PIXELS) {
+        set_error(err, ERR_SIZE, "%s: image size %zux%zu is %zu pixels; the limit is %u (EDGESKD_MAX_IMAGE_PIXELS)",
+                  fn, width, height, width * height, (unsigned)EDGESKD_MAX_IMAGE_PIXELS);
+        return EDGESKD_ERR_INVALID_ARGUMENT;
+    }
     if (channels != 1 && channels != 3 && channels != 4) {
-        set_error(m->error, sizeof m->error, "%s: channels is %zu; expected 1 (gray), 3 (RGB) or 4 (RGBA)", fn,
+        set_error(err, ERR_SIZE, "%s: channels is %zu; expected 1 (gray), 3 (RGB) or 4 (RGBA)", fn,
                   channels);
         return EDGESKD_ERR_INVALID_ARGUMENT;
     }
     if (*row_stride == 0) *row_stride = width * channels;
     if (*row_stride < width * channels) {
-        set_error(m->error, sizeof m->error, "%s: row_stride %zu is shorter than width * channels = %zu bytes", fn,
+        set_error(err, ERR_SIZE, "%s: row_stride %zu is shorter than width * channels = %zu bytes", fn,
                   *row_stride, width * channels);
         return EDGESKD_ERR_INVALID_ARGUMENT;
     }
     return EDGESKD_OK;
 }
 
-static edgeskd_status preprocess_locked(edgeskd_model *m, const char *fn, const uint8_t *pixels, size_t width,
+static edgeskd_status preprocess_locked(edgeskd_model *m, char *err, const char *fn, const uint8_t *pixels, size_t width,
                                         size_t height, size_t channels, size_t row_stride, float *out) {
-    edgeskd_status st = check_pixels(m, fn, pixels, width, height, channels, &row_stride);
+    edgeskd_status st = check_pixels(err, fn, pixels, width, height, channels, &row_stride);
     if (st != EDGESKD_OK) return st;
-    return preprocess_pixels(&m->mf, pixels, width, height, channels, row_stride, out, m->error, sizeof m->error);
+    return preprocess_pixels(&m->mf, pixels, width, height, channels, row_stride, out, err, ERR_SIZE);
 }
 
-static edgeskd_status classify_locked(edgeskd_model *m, const char *fn, float *input, float *probs,
+static edgeskd_status classify_locked(edgeskd_model *m, char *err, const char *fn, float *input, float *probs,
                                       size_t probs_len) {
     const size_t k = m->mf.num_classes;
     if (!probs) {
-        set_error(m->error, sizeof m->error, "%s: probs is NULL", fn);
+        set_error(err, ERR_SIZE, "%s: probs is NULL", fn);
         return EDGESKD_ERR_INVALID_ARGUMENT;
     }
     if (probs_len < k) {
-        set_error(m->error, sizeof m->error, "%s: probs has room for %zu values; the model has %zu labels", fn,
+        set_error(err, ERR_SIZE, "%s: probs has room for %zu values; the model has %zu labels", fn,
                   probs_len, k);
         return EDGESKD_ERR_BUFFER_TOO_SMALL;
     }
-    edgeskd_status st = m->be.run(m->be.state, input, m->input_floats, m->logits, k, m->error, sizeof m->error);
+    edgeskd_status st = m->be.run(m->be.state, input, m->input_floats, m->logits, k, err, ERR_SIZE);
     if (st != EDGESKD_OK) return st;
     /* softmax in double: subtract the max so exp never overflows */
     double max = m->logits[0], sum = 0.0;
     for (size_t i = 1; i < k; i++) max = m->logits[i] > max ? m->logits[i] : max;
     if (!isfinite(max)) {
-        set_error(m->error, sizeof m->error, "%s: the model produced a non-finite logit", fn);
+        set_error(err, ERR_SIZE, "%s: the model produced a non-finite logit", fn);
         return EDGESKD_ERR_BACKEND;
     }
     for (size_t i = 0; i < k; i++) sum += exp((double)m->logits[i] - max);
@@ -273,56 +338,56 @@ static edgeskd_status classify_locked(edgeskd_model *m, const char *fn, float *i
 edgeskd_status edgeskd_preprocess(edgeskd_model *m, const uint8_t *pixels, size_t width, size_t height,
                                   size_t channels, size_t row_stride, float *out, size_t out_floats) {
     if (!m) return EDGESKD_ERR_INVALID_ARGUMENT;
-    pthread_mutex_lock(&m->lock);
-    m->error[0] = '\0';
+    char *err = begin_call(m);
+    pthread_mutex_lock(m->lock);
     edgeskd_status st = EDGESKD_OK;
     if (!out) {
-        set_error(m->error, sizeof m->error, "edgeskd_preprocess: out is NULL");
+        set_error(err, ERR_SIZE, "edgeskd_preprocess: out is NULL");
         st = EDGESKD_ERR_INVALID_ARGUMENT;
     } else if (out_floats < m->input_floats) {
-        set_error(m->error, sizeof m->error, "edgeskd_preprocess: out has room for %zu floats; the model input "
+        set_error(err, ERR_SIZE, "edgeskd_preprocess: out has room for %zu floats; the model input "
                   "needs %zu", out_floats, m->input_floats);
         st = EDGESKD_ERR_BUFFER_TOO_SMALL;
     } else {
-        st = preprocess_locked(m, "edgeskd_preprocess", pixels, width, height, channels, row_stride, out);
+        st = preprocess_locked(m, err, "edgeskd_preprocess", pixels, width, height, channels, row_stride, out);
     }
-    pthread_mutex_unlock(&m->lock);
+    pthread_mutex_unlock(m->lock);
     return st;
 }
 
 edgeskd_status edgeskd_classify(edgeskd_model *m, const float *input, size_t input_floats, float *probs,
                                 size_t probs_len) {
     if (!m) return EDGESKD_ERR_INVALID_ARGUMENT;
-    pthread_mutex_lock(&m->lock);
-    m->error[0] = '\0';
+    char *err = begin_call(m);
+    pthread_mutex_lock(m->lock);
     edgeskd_status st;
     if (!input) {
-        set_error(m->error, sizeof m->error, "edgeskd_classify: input is NULL");
+        set_error(err, ERR_SIZE, "edgeskd_classify: input is NULL");
         st = EDGESKD_ERR_INVALID_ARGUMENT;
     } else if (input_floats != m->input_floats) {
-        set_error(m->error, sizeof m->error, "edgeskd_classify: input has %zu floats; the model takes %zu "
+        set_error(err, ERR_SIZE, "edgeskd_classify: input has %zu floats; the model takes %zu "
                   "(1x%zux%zux%zu)", input_floats, m->input_floats, m->mf.channels, m->mf.size, m->mf.size);
         st = EDGESKD_ERR_SIZE_MISMATCH;
     } else {
         /* the runtimes take a non-const pointer but only read the input */
-        st = classify_locked(m, "edgeskd_classify", (float *)input, probs, probs_len);
+        st = classify_locked(m, err, "edgeskd_classify", (float *)input, probs, probs_len);
     }
-    pthread_mutex_unlock(&m->lock);
+    pthread_mutex_unlock(m->lock);
     return st;
 }
 
 edgeskd_status edgeskd_classify_pixels(edgeskd_model *m, const uint8_t *pixels, size_t width, size_t height,
                                        size_t channels, size_t row_stride, float *probs, size_t probs_len) {
     if (!m) return EDGESKD_ERR_INVALID_ARGUMENT;
-    pthread_mutex_lock(&m->lock);
-    m->error[0] = '\0';
+    char *err = begin_call(m);
+    pthread_mutex_lock(m->lock);
     edgeskd_status st;
     if (!probs || probs_len < m->mf.num_classes) { /* check before the (costly) preprocessing */
-        st = classify_locked(m, "edgeskd_classify_pixels", m->input, probs, probs_len);
+        st = classify_locked(m, err, "edgeskd_classify_pixels", m->input, probs, probs_len);
     } else {
-        st = preprocess_locked(m, "edgeskd_classify_pixels", pixels, width, height, channels, row_stride, m->input);
-        if (st == EDGESKD_OK) st = classify_locked(m, "edgeskd_classify_pixels", m->input, probs, probs_len);
+        st = preprocess_locked(m, err, "edgeskd_classify_pixels", pixels, width, height, channels, row_stride, m->input);
+        if (st == EDGESKD_OK) st = classify_locked(m, err, "edgeskd_classify_pixels", m->input, probs, probs_len);
     }
-    pthread_mutex_unlock(&m->lock);
+    pthread_mutex_unlock(m->lock);
     return st;
 }

@@ -10,12 +10,22 @@
 
 enum { EDGESKD_ERR_LEN = 1024 };
 
+enum { MAX_MANIFEST_BYTES = 16 * 1024 * 1024 };
+
+/* A file the manifest names, with what its "files" record says it must be. */
+typedef struct bundle_file {
+    char *path;        /* bundle folder + "/" + name; NULL when the manifest names no such file */
+    const char *name;  /* the name inside the bundle (points into path) */
+    char sha256[65];   /* lower-case hex from manifest.json "files" */
+    uint64_t bytes;
+} bundle_file;
+
 /* Everything the runtime needs from manifest.json (schema_version 1). Paths are joined with the bundle folder. */
 typedef struct manifest {
-    char *onnx_path;       /* NULL when the bundle has no such file */
-    char *openvino_xml_path;
-    char *openvino_bin_path;
-    char *tensorrt_path;
+    bundle_file onnx;
+    bundle_file openvino_xml;
+    bundle_file openvino_bin;
+    bundle_file tensorrt;
     char *input_name;
     char *output_name;
     int64_t input_shape[4]; /* 1, C, S, S */
@@ -29,7 +39,9 @@ typedef struct manifest {
     size_t num_labels;
 } manifest;
 
-edgeskd_status manifest_load(const char *bundle_dir, manifest *out, char *err, size_t err_size);
+/* Reads manifest.json after checking it against manifest.sha256 (and `pinned_sha256` when not NULL). */
+edgeskd_status manifest_load(const char *bundle_dir, const char *pinned_sha256, manifest *out, char *err,
+                             size_t err_size);
 void manifest_free(manifest *m);
 
 /* Writes "what: detail" style messages; never overflows. */
@@ -38,6 +50,16 @@ void set_error(char *err, size_t err_size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+
+/* Integrity (integrity.c). read_regular_file: the whole file at `path`, refusing symlinks, non-regular files and
+ * files over max_bytes; returns a malloc'd buffer (NUL-terminated one byte past len) in *out. */
+edgeskd_status read_regular_file(const char *path, size_t max_bytes, edgeskd_status too_big, uint8_t **out,
+                                 size_t *len, char *err, size_t err_size);
+/* Checks the manifest bytes against bundle_dir/manifest.sha256 and the pinned digest (NULL: none). */
+edgeskd_status check_manifest_digest(const char *bundle_dir, const uint8_t *text, size_t len, const char *pinned,
+                                     char *err, size_t err_size);
+/* Reads a bundle file the manifest names and checks its size and sha256 against the record; *out is malloc'd. */
+edgeskd_status read_verified(const bundle_file *f, uint8_t **out, size_t *len, char *err, size_t err_size);
 
 /* Step 1-4 of the pixel pipeline (see edgeskd.h / edgeskd/data/preprocess.py). `out` holds C*S*S floats. */
 edgeskd_status preprocess_pixels(const manifest *m, const uint8_t *pixels, size_t width, size_t height,

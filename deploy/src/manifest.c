@@ -7,7 +7,7 @@
 #include "internal.h"
 #include "json.h"
 
-enum { MAX_MANIFEST_BYTES = 16 * 1024 * 1024, MAX_LABELS = 100000 };
+enum { MAX_LABELS = 100000 };
 
 void set_error(char *err, size_t err_size, const char *fmt, ...) {
     if (!err || err_size == 0) return;
@@ -24,49 +24,12 @@ static char *dup_string(const char *s) {
     return d;
 }
 
-/* Reads a whole file into a malloc'd buffer. */
-static edgeskd_status read_file(const char *path, char **out, size_t *out_len, char *err, size_t err_size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        set_error(err, err_size, "cannot open %s: no such file or not readable", path);
-        return EDGESKD_ERR_IO;
-    }
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    edgeskd_status st = EDGESKD_OK;
-    for (;;) {
-        if (len == cap) {
-            if (cap >= MAX_MANIFEST_BYTES) {
-                set_error(err, err_size, "%s is larger than %d bytes; expected a small JSON manifest", path,
-                          MAX_MANIFEST_BYTES);
-                st = EDGESKD_ERR_MANIFEST;
-                break;
-            }
-            size_t new_cap = cap ? cap * 2 : 4096;
-            char *grown = realloc(buf, new_cap);
-            if (!grown) { set_error(err, err_size, "out of memory reading %s", path); st = EDGESKD_ERR_OUT_OF_MEMORY; break; }
-            buf = grown;
-            cap = new_cap;
-        }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0) {
-            if (ferror(f)) { set_error(err, err_size, "error reading %s", path); st = EDGESKD_ERR_IO; }
-            break;
-        }
-    }
-    fclose(f);
-    if (st != EDGESKD_OK) { free(buf); return st; }
-    *out = buf;
-    *out_len = len;
-    return EDGESKD_OK;
-}
-
 /* Helpers that check one field and explain what was expected. They return 0 after writing the error. */
 typedef struct ctx {
     const char *path; /* manifest path, for messages */
     char *err;
     size_t err_size;
+    edgeskd_status *status; /* set when a failure is not a plain contract violation (EDGESKD_ERR_MANIFEST) */
 } ctx;
 
 static int bad(const ctx *c, const char *field, const char *expected) {
@@ -104,21 +67,39 @@ static int get_str_eq(const ctx *c, const json_value *obj, const char *key, cons
     return 1;
 }
 
-/* Joins the bundle folder and a relative file name from the manifest; rejects names that leave the folder. */
-static int join_file(const ctx *c, const char *dir, const json_value *files, const char *key, char **out) {
+/* Joins the bundle folder and a file name from model.files, and takes its size and sha256 from the top-level
+ * "files" record (the runtime refuses to load a file the manifest does not vouch for). Names are plain file names:
+ * no '/', so nothing can reach outside the bundle folder or through a symlinked sub-folder. */
+static int join_file(const ctx *c, const char *dir, const json_value *root, const json_value *files, const char *key,
+                     bundle_file *out) {
     const json_value *v = json_get(files, key);
-    *out = NULL;
+    memset(out, 0, sizeof *out);
     if (!v || v->type == JSON_NULL) return 1;
     char field[64];
     snprintf(field, sizeof field, "model.files.%s", key);
     if (v->type != JSON_STRING || v->string[0] == '\0') return bad(c, field, "a file name or null");
-    if (v->string[0] == '/' || strstr(v->string, "..") != NULL) {
-        return bad(c, field, "a relative file name inside the bundle folder (no '/' prefix, no '..')");
+    if (strchr(v->string, '/') != NULL || strcmp(v->string, ".") == 0 || strcmp(v->string, "..") == 0) {
+        return bad(c, field, "a plain file name inside the bundle folder (no '/', not '..')");
     }
+    const json_value *records = json_get(root, "files");
+    const json_value *rec = records && records->type == JSON_OBJECT ? json_get(records, v->string) : NULL;
+    const json_value *digest = rec && rec->type == JSON_OBJECT ? json_get(rec, "sha256") : NULL;
+    const json_value *bytes = rec && rec->type == JSON_OBJECT ? json_get(rec, "bytes") : NULL;
+    if (!digest || digest->type != JSON_STRING || strlen(digest->string) != 64 ||
+        strspn(digest->string, "0123456789abcdef") != 64 || !bytes || bytes->type != JSON_NUMBER ||
+        bytes->number < 0 || bytes->number != floor(bytes->number) || bytes->number > 9.0e15) {
+        set_error(c->err, c->err_size, "%s: files.\"%s\" must be {\"sha256\": 64 hex digits, \"bytes\": size}; "
+                  "the runtime loads no file the manifest does not vouch for", c->path, v->string);
+        *c->status = EDGESKD_ERR_INTEGRITY;
+        return 0;
+    }
+    memcpy(out->sha256, digest->string, 65);
+    out->bytes = (uint64_t)bytes->number;
     size_t n = strlen(dir) + 1 + strlen(v->string) + 1;
-    *out = malloc(n);
-    if (!*out) { set_error(c->err, c->err_size, "out of memory"); return 0; }
-    snprintf(*out, n, "%s/%s", dir, v->string);
+    out->path = malloc(n);
+    if (!out->path) { set_error(c->err, c->err_size, "out of memory"); return 0; }
+    snprintf(out->path, n, "%s/%s", dir, v->string);
+    out->name = out->path + strlen(dir) + 1;
     return 1;
 }
 
@@ -148,10 +129,10 @@ static int parse(const ctx *c, const char *dir, const json_value *root, manifest
     if (!model) return 0;
     const json_value *files = need(c, model, "files", JSON_OBJECT, "model.files", "an object");
     if (!files) return 0;
-    if (!join_file(c, dir, files, "onnx", &m->onnx_path) ||
-        !join_file(c, dir, files, "openvino_xml", &m->openvino_xml_path) ||
-        !join_file(c, dir, files, "openvino_bin", &m->openvino_bin_path) ||
-        !join_file(c, dir, files, "tensorrt", &m->tensorrt_path)) {
+    if (!join_file(c, dir, root, files, "onnx", &m->onnx) ||
+        !join_file(c, dir, root, files, "openvino_xml", &m->openvino_xml) ||
+        !join_file(c, dir, root, files, "openvino_bin", &m->openvino_bin) ||
+        !join_file(c, dir, root, files, "tensorrt", &m->tensorrt)) {
         return 0;
     }
 
@@ -165,7 +146,7 @@ static int parse(const ctx *c, const char *dir, const json_value *root, manifest
     if (!shape || shape->type != JSON_ARRAY || shape->count != 4) {
         return bad(c, "model.input.shape", "[1, C, S, S] (4 integers)");
     }
-    static const long long shape_hi[4] = {1, 3, 65536, 65536};
+    static const long long shape_hi[4] = {1, 3, EDGESKD_MAX_INPUT_SIDE, EDGESKD_MAX_INPUT_SIDE};
     static const long long shape_lo[4] = {1, 1, 8, 8};
     for (size_t i = 0; i < 4; i++) {
         if (!get_int(c, shape->items[i], "model.input.shape", shape_lo[i], shape_hi[i], &n)) return 0;
@@ -186,7 +167,7 @@ static int parse(const ctx *c, const char *dir, const json_value *root, manifest
     const json_value *pre = need(c, root, "preprocess", JSON_OBJECT, "preprocess", "an object");
     if (!pre) return 0;
     if (!get_int(c, json_get(pre, "version"), "preprocess.version", 1, 1, &n)) return 0;
-    if (!get_int(c, json_get(pre, "size"), "preprocess.size", 8, 65536, &n)) return 0;
+    if (!get_int(c, json_get(pre, "size"), "preprocess.size", 8, EDGESKD_MAX_INPUT_SIDE, &n)) return 0;
     m->size = (size_t)n;
     if (!get_int(c, json_get(pre, "channels"), "preprocess.channels", 1, 3, &n) || n == 2) {
         return bad(c, "preprocess.channels", "1 or 3");
@@ -221,44 +202,51 @@ static int parse(const ctx *c, const char *dir, const json_value *root, manifest
     return 1;
 }
 
-edgeskd_status manifest_load(const char *bundle_dir, manifest *out, char *err, size_t err_size) {
+edgeskd_status manifest_load(const char *bundle_dir, const char *pinned_sha256, manifest *out, char *err,
+                             size_t err_size) {
     memset(out, 0, sizeof *out);
     size_t n = strlen(bundle_dir) + sizeof "/manifest.json";
     char *path = malloc(n);
     if (!path) { set_error(err, err_size, "out of memory"); return EDGESKD_ERR_OUT_OF_MEMORY; }
     snprintf(path, n, "%s/manifest.json", bundle_dir);
 
-    char *text = NULL;
+    uint8_t *text = NULL;
     size_t len = 0;
-    edgeskd_status st = read_file(path, &text, &len, err, err_size);
-    if (st != EDGESKD_OK) { free(path); return st; }
+    edgeskd_status st = read_regular_file(path, MAX_MANIFEST_BYTES, EDGESKD_ERR_MANIFEST, &text, &len, err, err_size);
+    if (st == EDGESKD_ERR_MANIFEST) {
+        set_error(err, err_size, "%s is larger than %d bytes (16 MB); expected a small JSON manifest", path,
+                  MAX_MANIFEST_BYTES);
+    }
+    if (st == EDGESKD_OK) st = check_manifest_digest(bundle_dir, text, len, pinned_sha256, err, err_size);
+    if (st != EDGESKD_OK) { free(text); free(path); return st; }
 
     char jerr[160] = "";
-    json_value *root = json_parse(text, len, jerr, sizeof jerr);
+    json_value *root = json_parse((const char *)text, len, jerr, sizeof jerr);
     free(text);
     if (!root) {
         set_error(err, err_size, "%s is not valid JSON: %s", path, jerr);
         free(path);
         return EDGESKD_ERR_MANIFEST;
     }
-    ctx c = {path, err, err_size};
+    edgeskd_status status = EDGESKD_ERR_MANIFEST;
+    ctx c = {path, err, err_size, &status};
     int ok = parse(&c, bundle_dir, root, out);
     json_free(root);
     free(path);
     if (!ok) {
         manifest_free(out);
         /* out-of-memory messages come from the helpers; everything else breaks the contract */
-        return (err && strncmp(err, "out of memory", 13) == 0) ? EDGESKD_ERR_OUT_OF_MEMORY : EDGESKD_ERR_MANIFEST;
+        return (err && strncmp(err, "out of memory", 13) == 0) ? EDGESKD_ERR_OUT_OF_MEMORY : status;
     }
     return EDGESKD_OK;
 }
 
 void manifest_free(manifest *m) {
     if (!m) return;
-    free(m->onnx_path);
-    free(m->openvino_xml_path);
-    free(m->openvino_bin_path);
-    free(m->tensorrt_path);
+    free(m->onnx.path);
+    free(m->openvino_xml.path);
+    free(m->openvino_bin.path);
+    free(m->tensorrt.path);
     free(m->input_name);
     free(m->output_name);
     for (size_t i = 0; i < m->num_labels; i++) free(m->labels[i]);

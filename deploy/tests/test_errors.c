@@ -13,6 +13,7 @@
 
 #include "edgeskd.h"
 #include "json.h"
+#include "sha256.h"
 
 static int passed, failed;
 
@@ -48,18 +49,62 @@ static void write_text(const char *dir, const char *name, const char *text) {
     fclose(f);
 }
 
+/* The "files" record for dir's model.onnx / model.xml / model.bin: their real size and sha256, or a zero record
+ * for a file that is absent (so opening it fails as a missing file, not as a missing record). */
+static void files_record(const char *dir, char *out, size_t n) {
+    static const char *names[] = {"model.onnx", "model.xml", "model.bin"};
+    size_t used = (size_t)snprintf(out, n, "{");
+    for (size_t i = 0; i < 3; i++) {
+        char path[512], hex[65];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        long size = 0;
+        FILE *f = fopen(path, "rb");
+        memset(hex, '0', 64);
+        hex[64] = '\0';
+        if (f) {
+            fseek(f, 0, SEEK_END);
+            size = ftell(f);
+            fseek(f, 0, SEEK_SET);
+            uint8_t *buf = malloc((size_t)size + 1);
+            if (!buf || fread(buf, 1, (size_t)size, f) != (size_t)size) { perror(path); exit(2); }
+            sha256_hex(buf, (size_t)size, SHA256_AUTO, hex);
+            free(buf);
+            fclose(f);
+        }
+        used += (size_t)snprintf(out + used, n - used, "%s\"%s\": {\"sha256\": \"%s\", \"bytes\": %ld}",
+                                 i ? ", " : "", names[i], hex, size);
+    }
+    snprintf(out + used, n - used, "}");
+}
+
+/* Writes dir/manifest.sha256 for the manifest.json now in dir (the exporter's sha256sum-format line). */
+static void write_digest(const char *dir) {
+    char path[512], hex[65], line[128];
+    snprintf(path, sizeof path, "%s/manifest.json", dir);
+    FILE *f = fopen(path, "rb");
+    if (!f) { perror(path); exit(2); }
+    static char text[1 << 16];
+    size_t n = fread(text, 1, sizeof text, f);
+    fclose(f);
+    sha256_hex(text, n, SHA256_AUTO, hex);
+    snprintf(line, sizeof line, "%s  manifest.json\n", hex);
+    write_text(dir, "manifest.sha256", line);
+}
+
 /* A valid manifest for a model with C channels, S x S input and K labels. */
 static void base_manifest(char *out, size_t n, int c, int s, int k) {
     const char *labels = k == 2 ? "[\"NORMAL\", \"PNEUMONIA\"]" : "[\"a\", \"b\", \"c\", \"d\"]";
     const char *mean = c == 3 ? "[0.5, 0.5, 0.5]" : "[0.5]";
+    char files[1024];
+    files_record(tmpdir, files, sizeof files);
     snprintf(out, n,
              "{\"schema_version\": 1, \"format\": \"edgeskd.bundle\", \"model\": {\"files\": {\"onnx\": \"model.onnx\", "
              "\"openvino_xml\": \"model.xml\", \"openvino_bin\": \"model.bin\", \"tensorrt\": null}, \"input\": "
              "{\"name\": \"input\", \"shape\": [1, %d, %d, %d], \"dtype\": \"float32\", \"layout\": \"NCHW\"}, "
              "\"output\": {\"name\": \"logits\", \"shape\": [1, %d]}}, \"preprocess\": {\"size\": %d, \"channels\": %d, "
              "\"mean\": %s, \"std\": %s, \"resize\": \"bilinear-antialias\", \"layout\": \"NCHW\", \"version\": 1}, "
-             "\"labels\": %s, \"note\": \"caf\\u00e9 \\ud83d\\ude00\"}",
-             c, s, s, k, s, c, mean, mean, labels);
+             "\"labels\": %s, \"note\": \"caf\\u00e9 \\ud83d\\ude00\", \"files\": %s}",
+             c, s, s, k, s, c, mean, mean, labels, files);
 }
 
 /* Writes `base` with the first `from` replaced by `to` as dir/manifest.json. */
@@ -70,6 +115,7 @@ static void write_variant(const char *dir, const char *base, const char *from, c
     if (!at) snprintf(text, sizeof text, "%s", base);
     else snprintf(text, sizeof text, "%.*s%s%s", (int)(at - base), base, to, at + strlen(from));
     write_text(dir, "manifest.json", text);
+    write_digest(dir);
 }
 
 static edgeskd_status open_status(const char *dir, edgeskd_backend backend, char *err, size_t n) {
@@ -127,6 +173,104 @@ static void test_json(void) {
     CHECK(json_parse(NULL, 0, err, sizeof err) == NULL);
 }
 
+static edgeskd_status open_opts(const char *dir, const edgeskd_options *o, char *err, size_t n) {
+    edgeskd_model *m = NULL;
+    edgeskd_status st = edgeskd_open(dir, o, &m, err, n);
+    edgeskd_close(m);
+    return st;
+}
+
+#define CHECK_OPEN_OPTS(dir, opts, want, needle)                                                            \
+    do {                                                                                                    \
+        char e_[1024] = "";                                                                                 \
+        edgeskd_status st_ = open_opts(dir, opts, e_, sizeof e_);                                           \
+        if (st_ == (want) && ((want) == EDGESKD_OK || (e_[0] && contains(e_, (needle))))) passed++;        \
+        else {                                                                                              \
+            failed++;                                                                                       \
+            fprintf(stderr, "FAIL %s:%d: open -> %s (want %s): \"%s\"\n", __FILE__, __LINE__,                 \
+                    edgeskd_status_string(st_), edgeskd_status_string(want), e_);                           \
+        }                                                                                                   \
+    } while (0)
+
+static void append_text(const char *dir, const char *name, const char *text) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "ab");
+    if (!f) { perror(path); exit(2); }
+    fputs(text, f);
+    fclose(f);
+}
+
+static void remove_file(const char *dir, const char *name) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    unlink(path);
+}
+
+/* Manifest integrity, file records and option bounds: all decided before any model file is needed. */
+static void test_integrity_without_model(const char *base) {
+    const edgeskd_backend ort = EDGESKD_BACKEND_ONNXRUNTIME;
+    /* no manifest.sha256: an old bundle, refused with how to fix it */
+    write_variant(tmpdir, base, NULL, NULL);
+    remove_file(tmpdir, "manifest.sha256");
+    CHECK_OPEN(tmpdir, ort, EDGESKD_ERR_INTEGRITY, "re-export");
+    /* the manifest changed after its digest was written (one byte: a swapped label would look the same) */
+    write_variant(tmpdir, base, NULL, NULL);
+    append_text(tmpdir, "manifest.json", " ");
+    CHECK_OPEN(tmpdir, ort, EDGESKD_ERR_INTEGRITY, "manifest.sha256 says");
+    write_variant(tmpdir, base, "[\"NORMAL\", \"PNEUMONIA\"]", "[\"NORMAL\", \"PNEUMONIA\"]");
+    write_text(tmpdir, "manifest.sha256", "not a digest\n");
+    CHECK_OPEN(tmpdir, ort, EDGESKD_ERR_INTEGRITY, "64 lower-case hex");
+    /* manifest.json as a symlink (to a valid manifest elsewhere) */
+    char path[600], other[600];
+    snprintf(other, sizeof other, "%s/elsewhere.json", tmpdir);
+    snprintf(path, sizeof path, "%s/manifest.json", tmpdir);
+    write_variant(tmpdir, base, NULL, NULL);
+    rename(path, other);
+    if (symlink(other, path) != 0) perror("symlink");
+    CHECK_OPEN(tmpdir, ort, EDGESKD_ERR_INTEGRITY, "symbolic link");
+    unlink(path);
+    unlink(other);
+    /* a model file the "files" record does not vouch for; a file name with a folder in it */
+    write_variant(tmpdir, base, "\"files\": {\"model.onnx\"", "\"files_moved\": {\"model.onnx\"");
+    CHECK_OPEN(tmpdir, ort, EDGESKD_ERR_INTEGRITY, "files.\"model.onnx\"");
+    write_variant(tmpdir, base, "\"model.onnx\", ", "\"sub/model.onnx\", ");
+    CHECK_OPEN(tmpdir, ort, EDGESKD_ERR_MANIFEST, "model.files.onnx");
+    /* input side bound */
+    write_variant(tmpdir, base, "[1, 3, 64, 64]", "[1, 3, 4097, 4097]");
+    CHECK_OPEN(tmpdir, ort, EDGESKD_ERR_MANIFEST, "4096");
+    /* a manifest over 16 MB is refused before it is read */
+    write_variant(tmpdir, base, NULL, NULL);
+    snprintf(path, sizeof path, "%s/manifest.json", tmpdir);
+    if (truncate(path, 16 * 1024 * 1024 + 1) != 0) perror("truncate");
+    CHECK_OPEN(tmpdir, ort, EDGESKD_ERR_MANIFEST, "16 MB");
+
+    /* pinned digest */
+    write_variant(tmpdir, base, NULL, NULL);
+    edgeskd_options o;
+    edgeskd_options_init(&o);
+    o.manifest_sha256 = "xyz";
+    CHECK_OPEN_OPTS(tmpdir, &o, EDGESKD_ERR_INVALID_ARGUMENT, "manifest_sha256");
+    o.manifest_sha256 = "0000000000000000000000000000000000000000000000000000000000000000";
+    CHECK_OPEN_OPTS(tmpdir, &o, EDGESKD_ERR_INTEGRITY, "pinned");
+    /* thread bounds, checked before anything is read */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    edgeskd_options_init(&o);
+    o.num_threads = (int32_t)cores + 1;
+    CHECK_OPEN_OPTS(tmpdir, &o, EDGESKD_ERR_INVALID_ARGUMENT, "online cores");
+    o.num_threads = 100000;
+    o.flags = EDGESKD_OPEN_FORCE_THREADS;
+    CHECK_OPEN_OPTS(tmpdir, &o, EDGESKD_ERR_INVALID_ARGUMENT, "1024");
+    o.num_threads = 0;
+    o.flags = 0x80;
+    CHECK_OPEN_OPTS(tmpdir, &o, EDGESKD_ERR_INVALID_ARGUMENT, "flags");
+    /* a version-0.1 caller (smaller struct) still opens: the new fields take their defaults */
+    edgeskd_options_init(&o);
+    o.struct_size = (uint32_t)(offsetof(edgeskd_options, device) + sizeof o.device);
+    CHECK_OPEN_OPTS(tmpdir, &o, EDGESKD_ERR_IO, "model.onnx");
+    remove_file(tmpdir, "manifest.sha256");
+}
+
 static void test_without_model(void) {
     char err[512];
     edgeskd_model *m = NULL;
@@ -165,7 +309,8 @@ static void test_without_model(void) {
     edgeskd_close(NULL);
     CHECK(strcmp(edgeskd_status_string(EDGESKD_ERR_IO), "EDGESKD_ERR_IO") == 0);
     CHECK(strcmp(edgeskd_status_string((edgeskd_status)99), "EDGESKD_ERR_UNKNOWN") == 0);
-    CHECK(strcmp(edgeskd_version(), "0.1.0") == 0);
+    CHECK(strcmp(edgeskd_version(), "0.2.0") == 0);
+    CHECK(strcmp(edgeskd_status_string(EDGESKD_ERR_INTEGRITY), "EDGESKD_ERR_INTEGRITY") == 0);
     CHECK(edgeskd_backend_available((edgeskd_backend)42) == 0);
 
     /* Broken manifests: each must be refused with a message naming the field. */
@@ -205,7 +350,9 @@ static void test_without_model(void) {
     CHECK_OPEN(tmpdir, EDGESKD_BACKEND_TENSORRT, EDGESKD_ERR_UNSUPPORTED, "tensorrt");
     CHECK_OPEN(tmpdir, (edgeskd_backend)7, EDGESKD_ERR_INVALID_ARGUMENT, "unknown backend");
     write_text(tmpdir, "manifest.json", "");
+    write_digest(tmpdir);
     CHECK_OPEN(tmpdir, EDGESKD_BACKEND_ONNXRUNTIME, EDGESKD_ERR_MANIFEST, "not valid JSON");
+    test_integrity_without_model(base);
 }
 
 /* A deterministic test image: gradients plus a bright square. */
@@ -218,6 +365,63 @@ static uint8_t *make_image(size_t w, size_t h, size_t c, size_t stride) {
                 px[y * stride + x * c + k] = (uint8_t)(inside ? 250 : (x * 255 / w + y * 64 / h + k * 40) % 256);
             }
     return px;
+}
+
+static void copy_file(const char *from, const char *to) {
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    if (!in || !out) { perror(from); exit(2); }
+    char buf[1 << 15];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0) fwrite(buf, 1, n, out);
+    fclose(in);
+    fclose(out);
+}
+
+/* Each model file the backend reads: one flipped byte, a changed size, a symlink; each refused naming the file. */
+static void test_tampered_files(const char *dir, const char *base, edgeskd_backend backend, const char *bundle) {
+    const char *files[2] = {"model.onnx", NULL};
+    if (backend == EDGESKD_BACKEND_OPENVINO) { files[0] = "model.xml"; files[1] = "model.bin"; }
+    for (int i = 0; i < 2 && files[i]; i++) {
+        char path[600], original[600];
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        snprintf(original, sizeof original, "%s/%s", bundle, files[i]);
+        FILE *f = fopen(path, "r+b");
+        if (!f) { perror(path); exit(2); }
+        fseek(f, -3, SEEK_END); /* near the end: weights, not the header */
+        int c = fgetc(f);
+        fseek(f, -3, SEEK_END);
+        fputc(c ^ 0x01, f);
+        fclose(f);
+        CHECK_OPEN(dir, backend, EDGESKD_ERR_INTEGRITY, files[i]);
+        CHECK_OPEN(dir, backend, EDGESKD_ERR_INTEGRITY, "sha256");
+        append_text(dir, files[i], "x");
+        CHECK_OPEN(dir, backend, EDGESKD_ERR_INTEGRITY, "bytes");
+        unlink(path);
+        if (symlink(original, path) != 0) perror("symlink"); /* same bytes, but a link: refused all the same */
+        CHECK_OPEN(dir, backend, EDGESKD_ERR_INTEGRITY, "symbolic link");
+        unlink(path);
+        copy_file(original, path);
+        CHECK_OPEN(dir, backend, EDGESKD_OK, NULL);
+    }
+    /* pinned digest: the right one opens; thread bound: forcing lets one more than the cores through */
+    char mpath[600];
+    snprintf(mpath, sizeof mpath, "%s/manifest.json", dir);
+    FILE *f = fopen(mpath, "rb");
+    static char text[1 << 16];
+    size_t n = f ? fread(text, 1, sizeof text, f) : 0;
+    if (f) fclose(f);
+    char hex[65];
+    sha256_hex(text, n, SHA256_AUTO, hex);
+    edgeskd_options o;
+    edgeskd_options_init(&o);
+    o.backend = backend;
+    o.manifest_sha256 = hex;
+    CHECK_OPEN_OPTS(dir, &o, EDGESKD_OK, NULL);
+    o.manifest_sha256 = NULL;
+    o.num_threads = (int32_t)sysconf(_SC_NPROCESSORS_ONLN) + 1;
+    o.flags = EDGESKD_OPEN_FORCE_THREADS;
+    CHECK_OPEN_OPTS(dir, &o, EDGESKD_OK, NULL);
+    (void)base;
 }
 
 static void test_with_bundle(const char *bundle, edgeskd_backend backend) {
@@ -289,6 +493,9 @@ static void test_with_bundle(const char *bundle, edgeskd_backend backend) {
     CHECK_STATUS(edgeskd_classify(m, input, n_in, probs, k - 1), EDGESKD_ERR_BUFFER_TOO_SMALL, m, "labels");
     CHECK_STATUS(edgeskd_classify_pixels(m, rgb, w, h, 3, 0, probs, 1), EDGESKD_ERR_BUFFER_TOO_SMALL, m, "labels");
     CHECK_STATUS(edgeskd_classify_pixels(m, NULL, w, h, 3, 0, probs, k), EDGESKD_ERR_INVALID_ARGUMENT, m, "pixels");
+    /* 8193 x 8193 is over EDGESKD_MAX_IMAGE_PIXELS: refused from the description, the pixels are never read */
+    CHECK_STATUS(edgeskd_classify_pixels(m, gray, 8193, 8193, 1, 0, probs, k), EDGESKD_ERR_INVALID_ARGUMENT, m,
+                 "limit");
     /* a success clears the previous message */
     CHECK(edgeskd_classify(m, input, n_in, probs, k) == EDGESKD_OK && edgeskd_last_error(m)[0] == '\0');
 
@@ -299,11 +506,13 @@ static void test_with_bundle(const char *bundle, edgeskd_backend backend) {
     for (size_t i = 0; i < 3; i++) {
         snprintf(path, sizeof path, "%s/%s", tmpdir, names[i]);
         snprintf(link_to, sizeof link_to, "%s/%s", bundle, names[i]);
-        unlink(path);
-        if (symlink(link_to, path) != 0) perror("symlink");
+        copy_file(link_to, path);
     }
+    base_manifest(base, sizeof base, (int)shape[1], (int)shape[2], (int)k); /* now with the copies' digests */
     write_variant(tmpdir, base, NULL, NULL);
     CHECK_OPEN(tmpdir, backend, EDGESKD_OK, NULL);
+    test_tampered_files(tmpdir, base, backend, bundle);
+    write_variant(tmpdir, base, NULL, NULL);
     write_variant(tmpdir, base, "\"name\": \"input\"", "\"name\": \"image\"");
     CHECK_OPEN(tmpdir, backend, EDGESKD_ERR_MANIFEST, "\"image\"");
     write_variant(tmpdir, base, "\"name\": \"logits\"", "\"name\": \"scores\"");
@@ -359,8 +568,11 @@ int main(void) {
         printf("note: EDGESKD_TEST_BUNDLE is not set; the tests that need a real bundle did not run\n");
     }
     char path[512];
-    snprintf(path, sizeof path, "%s/manifest.json", tmpdir);
-    unlink(path);
+    static const char *leftovers[] = {"manifest.json", "manifest.sha256", "model.onnx", "model.xml", "model.bin"};
+    for (size_t i = 0; i < sizeof leftovers / sizeof *leftovers; i++) {
+        snprintf(path, sizeof path, "%s/%s", tmpdir, leftovers[i]);
+        unlink(path);
+    }
     rmdir(tmpdir);
     printf("test_errors: %d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;

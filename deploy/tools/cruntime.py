@@ -27,7 +27,10 @@ class CRuntimeError(RuntimeError):
 
 class _Options(C.Structure):
     _fields_ = [("struct_size", C.c_uint32), ("backend", C.c_int), ("num_threads", C.c_int32),
-                ("device", C.c_char_p)]
+                ("device", C.c_char_p), ("flags", C.c_uint32), ("manifest_sha256", C.c_char_p)]
+
+
+OPEN_FORCE_THREADS = 1
 
 
 def load_library(path: str | os.PathLike | None = None) -> C.CDLL:
@@ -68,12 +71,15 @@ class CModel:
     """One edgeskd_model handle."""
 
     def __init__(self, bundle: str | os.PathLike, *, backend: str = "onnxruntime", threads: int = 0,
-                 device: str | None = None, library: C.CDLL | str | os.PathLike | None = None) -> None:
+                 device: str | None = None, library: C.CDLL | str | os.PathLike | None = None,
+                 force_threads: bool = False, manifest_sha256: str | None = None) -> None:
         self.lib = library if isinstance(library, C.CDLL) else load_library(library)
         opts = _Options()
         self.lib.edgeskd_options_init(C.byref(opts))
         opts.backend, opts.num_threads = BACKENDS[backend], threads
         opts.device = device.encode() if device else None
+        opts.flags = OPEN_FORCE_THREADS if force_threads else 0
+        opts.manifest_sha256 = manifest_sha256.encode() if manifest_sha256 else None
         handle, err = C.c_void_p(), C.create_string_buffer(1024)
         status = self.lib.edgeskd_open(str(bundle).encode(), C.byref(opts), C.byref(handle), err, len(err))
         if status:

@@ -2,7 +2,9 @@
 
 Each command module defines `register(subparsers) -> argparse.ArgumentParser` (setting `func=run` on it) and
 `run(args) -> int`. Modules import heavy libraries (torch, timm, runtimes) inside `run`, so `edgeskd --help` is fast.
-Errors a user can fix are EdgeskdError: printed as one line `edgeskd <cmd>: error: ...`, exit code 2.
+Errors a user can fix are EdgeskdError: printed as one line `edgeskd <cmd>: error: ...`, exit code 2; so is an
+OSError the operating system raises while writing (full disk, read-only folder), commands
+name what they were writing through cli/_output.py.
 """
 
 from __future__ import annotations
@@ -52,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except EdgeskdError as exc:
         print(f"edgeskd {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a write (or read) the operating system refused: one line, not a traceback
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"edgeskd {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"edgeskd {args.command}: interrupted", file=sys.stderr)

@@ -21,6 +21,9 @@ def register(sub, name: str, help_text: str) -> argparse.ArgumentParser:
     serve.add_argument("--max-upload-mb", type=float, default=256, help="largest accepted ONNX upload (default 256)")
     serve.add_argument("--max-seconds", type=float, default=300, help="time limit of one measurement (default 300)")
     serve.add_argument("--max-queue", type=int, default=8, help="waiting measurements before 503 (default 8)")
+    serve.add_argument("--max-batch", type=int, default=256, help="largest batch a request may ask for (default 256)")
+    serve.add_argument("--max-connections", type=int, default=32,
+                       help="requests served at once; more are answered 503 at once (default 32)")
     serve.add_argument("--json", action="store_true", help="print the listening address as one JSON object")
     serve.set_defaults(func=run)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
@@ -34,12 +37,32 @@ def run(args: argparse.Namespace) -> int:
     token = args.token or os.environ.get("EDGESKD_AGENT_TOKEN")
     if not token:
         raise LatencyError("no token: pass --token or set EDGESKD_AGENT_TOKEN")
-    config = AgentConfig(token=token, max_upload_bytes=int(args.max_upload_mb * (1 << 20)),
-                         max_measure_s=args.max_seconds, max_queue=args.max_queue)
+    from edgeskd._limits import check_range
+
+    upload_mb = check_range(args.max_upload_mb, "--max-upload-mb", low=0, high=1 << 20, error=LatencyError,
+                            low_open=True)
+    config = AgentConfig(token=token, max_upload_bytes=int(upload_mb * (1 << 20)),
+                         max_measure_s=args.max_seconds, max_queue=args.max_queue, max_batch=args.max_batch,
+                         max_connections=args.max_connections)
+    import signal
+
+    def _stop(signum, frame):  # SIGTERM (systemd, docker stop, kill): leave like Ctrl-C, through agent.close()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
     try:
         agent = LatencyAgent(config, host=args.host, port=args.port)
     except OSError as exc:
         raise LatencyError(f"cannot listen on {args.host}:{args.port}: {exc}") from exc
+    try:
+        _serve(agent, args)
+    finally:
+        agent.close()  # also on SIGTERM and on a failed print: no work folder is left behind
+    return 0
+
+
+def _serve(agent, args: argparse.Namespace) -> None:
+    config = agent.config
     if args.json:
         print_json({"url": agent.url, "max_upload_bytes": config.max_upload_bytes, "max_measure_s": config.max_measure_s})
     else:
@@ -52,4 +75,3 @@ def run(args: argparse.Namespace) -> int:
         agent.serve_forever()
     except KeyboardInterrupt:
         pass
-    return 0

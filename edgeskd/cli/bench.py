@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,12 @@ def register(sub, name: str, help_text: str) -> argparse.ArgumentParser:
     parser.add_argument("--raw-size", type=int, default=None, help="side of the 8-bit image for end-to-end timing "
                         "(default: twice the model's input size)")
     parser.add_argument("--no-end-to-end", action="store_true", help="for a bundle, time the model only")
+    parser.add_argument("--force-threads", action="store_true",
+                        help="allow --threads above this machine's core count (refused by default)")
+    parser.add_argument("--max-batch", type=int, default=None, metavar="N",
+                        help="raise the batch limit (default 256, sized for an 8 GB device)")
+    parser.add_argument("--max-image-side", type=int, default=None, metavar="PX",
+                        help="raise the --raw-size limit (default 4096)")
     parser.add_argument("--timeout", type=float, default=300, help="time limit per measurement in seconds")
     parser.add_argument("--assert-latency-ms", type=float, default=None, metavar="MS",
                         help="exit 1 when a target's statistic exceeds MS")
@@ -42,7 +47,9 @@ def register(sub, name: str, help_text: str) -> argparse.ArgumentParser:
     parser.add_argument("--compare", default=None, metavar="OTHER.json",
                         help="a saved `bench --json` report: show this/other ratios per target and mode")
     parser.add_argument("--force", action="store_true", help="compare or gate even when fingerprints differ")
-    parser.add_argument("--save", default=None, metavar="OUT.json", help="also write the JSON report to this file")
+    parser.add_argument("--save", default=None, metavar="OUT.json",
+                        help="also write the JSON report to this file (checked writable before measuring; the "
+                             "report is printed before it is saved)")
     parser.add_argument("--csv", action="store_true", help="print CSV instead of a table")
     parser.add_argument("--list-targets", action="store_true", help="list target names and profiles, then exit")
     add_json_flag(parser)
@@ -63,10 +70,9 @@ def resolve_model(path_text: str) -> tuple[Path, Any]:
     if not path.is_dir():
         raise LatencyError(f"{path} does not exist (expected an .onnx file or a bundle folder)")
     manifest_path = path / "manifest.json"
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise LatencyError(f"bundle {path}: cannot read manifest.json: {exc}") from exc
+    from edgeskd._json import read_json
+
+    manifest = read_json(manifest_path, LatencyError, "manifest.json")
     onnx_name = (((manifest.get("model") or {}) if isinstance(manifest, dict) else {}).get("files") or {}).get("onnx")
     if not isinstance(onnx_name, str) or not onnx_name:
         raise LatencyError(f"{manifest_path}: expected model.files.onnx to name the ONNX file")
@@ -86,10 +92,9 @@ def load_report(path: str) -> list[dict[str, Any]]:
     """Rows {target, mode, measurement} from a saved bench report, or from one saved Measurement."""
     from edgeskd.errors import LatencyError
 
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise LatencyError(f"cannot read comparison file {path}: {exc}") from exc
+    from edgeskd._json import read_json
+
+    data = read_json(path, LatencyError, "comparison file")
     if isinstance(data, dict) and "results" in data:
         return [r for r in data["results"] if r.get("status") == "ok"]
     if isinstance(data, dict) and "stats" in data:
@@ -111,6 +116,11 @@ def run(args: argparse.Namespace) -> int:
         raise LatencyError("choose one of --json and --csv")
     onnx_path, spec = resolve_model(args.model)
     targets = [get_target(t, threads=args.threads, precision=args.precision) for t in (args.target or ["ort-cpu"])]
+    _check_bounds(args, targets)
+    if args.save:  # before minutes of measuring: a report that cannot be saved is found out now
+        from edgeskd._folders import probe_file_writable
+
+        probe_file_writable(args.save, "--save file")
     modes = [False] + ([True] if spec is not None and not args.no_end_to_end else [])
     size = onnx_path.stat().st_size
     from tqdm import tqdm
@@ -147,10 +157,6 @@ def run(args: argparse.Namespace) -> int:
                 failures.append(f"budget missed: {reason}")
 
     report = {"model": str(args.model), "onnx": str(onnx_path), "size_bytes": size, "results": results}
-    if args.save:
-        from edgeskd._io import atomic_write_json
-
-        atomic_write_json(args.save, report)
     if args.json:
         print_json(report)
     elif args.csv:
@@ -160,11 +166,36 @@ def run(args: argparse.Namespace) -> int:
             writer.writerow(_cells(row, args.compare, digits=6))
     else:
         _print_table([_columns(args.compare)] + [_cells(row, args.compare, digits=3) for row in results])
+    if args.save:  # after printing, so a failed save never loses the measurement
+        from edgeskd._io import atomic_write_json
+        from edgeskd.cli._output import writing
+
+        sys.stdout.flush()
+        with writing("--save file"):
+            atomic_write_json(args.save, report)
     if failures:
         print(f"edgeskd bench: {failures[0]}" + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""),
               file=sys.stderr)
         return 1
     return 0
+
+
+def _check_bounds(args: argparse.Namespace, targets: list[Any]) -> None:
+    """Threads, batch and image size within the limits of edgeskd._limits (the flags raise them)."""
+    from edgeskd._limits import MAX_BATCH, MAX_IMAGE_SIDE, check_measure_settings
+    from edgeskd.errors import LatencyError
+
+    settings = {"batch": args.batch, "runs": args.runs, "seconds": args.seconds, "warmup_s": args.warmup,
+                "raw_size": args.raw_size, "timeout_s": args.timeout}
+    local = [t for t in targets if t.runtime != "remote"]  # a remote device's cores are checked by its agent
+    if local:
+        settings["threads"] = args.threads if args.threads is not None else max(t.threads for t in local)
+    for name in ("max_batch", "max_image_side"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise LatencyError(f"--{name.replace('_', '-')} must be >= 1; got {getattr(args, name)}")
+    check_measure_settings(settings, error=LatencyError, force_threads=args.force_threads,
+                           max_batch=args.max_batch or MAX_BATCH, max_image_side=args.max_image_side or MAX_IMAGE_SIDE,
+                           hints={"threads": "--force-threads"})
 
 
 def _columns(with_compare: str | None) -> list[str]:

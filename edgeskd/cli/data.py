@@ -22,7 +22,14 @@ def register(sub, name, help_text):
 
 
 def run(args: argparse.Namespace) -> int:
+    from edgeskd._limits import check_finite
     from edgeskd.data import load_dataset
+    from edgeskd.errors import DataError
+
+    for name, value in zip(("centre", "width"), args.dicom_window or ()):
+        check_finite(value, f"--dicom-window {name}", DataError)
+    if args.dicom_window and args.dicom_window[1] < 1:
+        raise DataError(f"--dicom-window width must be >= 1; got {args.dicom_window[1]:g}")
 
     splits = load_dataset(args.source, seed=args.seed, progress=True, **data_options(args))
     summary = splits.summary()

@@ -44,6 +44,14 @@ def run(args: argparse.Namespace) -> int:
     from edgeskd.errors import ExportError
     from edgeskd.export import export_bundle, load_parity_images
 
+    from pathlib import Path
+
+    from edgeskd._folders import probe_writable
+
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise ExportError(f"{out} already exists; choose another --out or pass --overwrite")
+    probe_writable(out.parent, "folder of --out")  # the bundle is built beside --out; find a read-only disk now
     images = load_parity_images(args.parity_data, max_images=args.parity_images) if args.parity_data else None
     latency = read_json_object(args.latency, ExportError, "--latency file") if args.latency else None
     report = export_bundle(args.checkpoint, args.out, formats=args.formats, parity_images=images, latency=latency,

@@ -57,27 +57,29 @@ def build_config(args: argparse.Namespace):
     from edgeskd.search.config import DEMO_DATA, DEMO_TEACHER, SearchConfig
 
     demo = args.data is None
+    trials = args.trials
+    if trials is None and args.timeout is None:
+        trials = DEMO_TRIALS if demo else DEFAULT_TRIALS
+    extra = {"stages": args.stages} if args.stages else {}
     config = SearchConfig(data=args.data or DEMO_DATA, teacher=args.teacher or DEMO_TEACHER,
                           teacher_weights=args.teacher_weights, target=args.target, latency_ms=args.latency_ms,
-                          statistic=args.statistic, trials=args.trials, timeout=args.timeout, pareto=args.pareto,
+                          statistic=args.statistic, trials=trials, timeout=args.timeout, pareto=args.pareto,
                           workers=args.workers, seed=args.seed, metric=args.metric, demo=demo,
-                          teacher_num_classes=args.teacher_num_classes, **SearchConfig.data_fields(data_options(args)))
-    if config.trials is None and config.timeout is None:
-        config.trials = DEMO_TRIALS if demo else DEFAULT_TRIALS
-    if args.stages:
-        config.stages = args.stages
-    config.space = args.space or ("demo" if demo and args.teacher is None else "")
-    config.study = args.study or ""
-    config.run_dir = args.run_dir or ""
+                          space=args.space or ("demo" if demo and args.teacher is None else ""),
+                          study=args.study or "", run_dir=args.run_dir or "",
+                          teacher_num_classes=args.teacher_num_classes, **SearchConfig.data_fields(data_options(args)),
+                          **extra)
     return config.resolve()
-    return config
 
 
 def run(args: argparse.Namespace) -> int:
     from edgeskd.search.driver import run_search
     from edgeskd.search.winner import DEMO_NOTE
 
+    from edgeskd._folders import probe_writable
+
     config = build_config(args)
+    probe_writable(config.run_dir, "search run folder")  # before any trial: a read-only or full disk is found now
     if config.demo:
         print(f"edgeskd search: {DEMO_NOTE}", file=sys.stderr)
     print(f"edgeskd search: study {config.study!r} in {config.run_dir}; budget {config.statistic} <= "

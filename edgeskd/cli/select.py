@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from edgeskd.cli._common import add_json_flag, add_teacher_num_classes, print_json
 
@@ -42,7 +43,8 @@ def register(sub, name, help_text):
     parser.add_argument("--strategy-a", default="uniform+first", help="model A's strategy (default uniform+first)")
     parser.add_argument("--strategy-b", default="uniform:offset=1+even",
                         help="model B's strategy (default uniform:offset=1+even)")
-    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--out", required=True, help="output folder (refused when it holds files, unless --overwrite)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the selection already in --out")
     add_json_flag(parser)
     parser.set_defaults(func=run)
     return parser
@@ -85,7 +87,10 @@ def run(args: argparse.Namespace) -> int:
     from edgeskd.models import load_teacher
     from edgeskd.selection import parse_strategy, save_dual_selection, select_dual
 
+    from edgeskd._folders import check_output_folder, publish_folder
+
     strategies = (str(parse_strategy(args.strategy_a)), str(parse_strategy(args.strategy_b)))  # fail fast
+    check_output_folder(args.out, overwrite=args.overwrite)  # before the teacher loads: refuse or probe now
     with tqdm(total=4, desc="select", unit="step", disable=True if args.json else None, leave=False) as bar:
         teacher = load_teacher(args.teacher, args.teacher_weights, teacher_num_classes=args.teacher_num_classes)
         bar.update()
@@ -95,7 +100,9 @@ def run(args: argparse.Namespace) -> int:
         bar.update()
         info = {"teacher": args.teacher, "teacher_weights": args.teacher_weights,
                 "teacher_num_classes": int(getattr(teacher, "num_classes", -1)), "student": student_info}
-        paths = save_dual_selection(args.out, dual, info)
+        with publish_folder(args.out, overwrite=args.overwrite) as building:  # all three files or none
+            built = save_dual_selection(building, dual, info)
+        paths = {k: Path(args.out) / v.name for k, v in built.items()}
         bar.update()
     a, overlap = dual.a.report, dual.report["overlap"]
     summary = {"out": str(args.out), "files": {k: str(v) for k, v in paths.items()}, "family": a["family"],

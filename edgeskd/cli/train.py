@@ -34,7 +34,11 @@ def register(sub, name: str, help_text: str) -> argparse.ArgumentParser:
     p.add_argument("--depth", type=float, default=0.5, help="student depth multiplier (default 0.5)")
     p.add_argument("--width", type=float, default=0.5, help="student width multiplier (default 0.5)")
     p.add_argument("--resolution", type=int, help="student input side in pixels (default: the teacher's)")
-    p.add_argument("--method", default=defaults.method, choices=METHODS, help=f"default {defaults.method}")
+    p.add_argument("--method", default=defaults.method,
+                   help=f"{', '.join(METHODS)} (default {defaults.method}; one file per method in "
+                        f"edgeskd/training/methods/)")
+    p.add_argument("--method-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="an option the method declares (repeatable; VALUE is read as JSON, else as a string)")
     p.add_argument("--compare", help="comma-separated methods to run side by side on the same split and seeds")
     p.add_argument("--seeds", default=None, help="comma-separated seeds for --compare (default: --seed)")
     p.add_argument("--seed", type=int, default=0)
@@ -48,6 +52,8 @@ def register(sub, name: str, help_text: str) -> argparse.ArgumentParser:
                        help=f"TrainConfig.{name} (default {value})")
     p.add_argument("--out", help="output folder: checkpoint, state, log.jsonl, metrics.json, plots")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete the earlier run in --out and start again (without it, a non-empty --out is refused)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_json_flag(p)
     p.set_defaults(func=run)
@@ -64,9 +70,45 @@ def build_config(args: argparse.Namespace):
         if getattr(args, name) is not None:
             values[name] = getattr(args, name)
     values.update(method=args.method, seed=args.seed)
+    if args.method_option:
+        values["method_options"] = {**values.get("method_options", {}), **parse_options(args.method_option)}
     if args.use_unlabelled:
         values["use_unlabelled"] = True
     return TrainConfig.from_dict(values)  # unknown keys in --config are an error naming them
+
+
+def _prepare_out(args: argparse.Namespace) -> None:
+    """Refuse to replace an earlier run silently, and find an unwritable --out before any epoch is trained."""
+    from edgeskd._folders import check_output_folder, clear_folder
+    from edgeskd.errors import TrainingError
+
+    if args.resume and args.overwrite:
+        raise TrainingError("choose one of --resume (continue the run in --out) and --overwrite (replace it)")
+    if not args.out:
+        if args.resume or args.overwrite:
+            raise TrainingError("--resume/--overwrite need --out")
+        return
+    out = check_output_folder(args.out, overwrite=args.overwrite, resume=args.resume)
+    if args.overwrite:
+        clear_folder(out)
+
+
+def parse_options(items: list[str]) -> dict:
+    """["k=v", ...] -> {k: v}; v is JSON when it parses (numbers, true/false), else the string itself."""
+    import json
+
+    from edgeskd.errors import TrainingError
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise TrainingError(f"--method-option {item!r}: expected KEY=VALUE")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,10 +120,12 @@ def run(args: argparse.Namespace) -> int:
     from edgeskd.training import compare_methods, format_table, train
 
     config = build_config(args)
+    _prepare_out(args)
     data = load_dataset(args.data, seed=args.seed, **data_options(args))
     teacher = load_teacher(args.teacher, args.teacher_weights, teacher_num_classes=args.teacher_num_classes)
     num_classes = len(data.train.classes)
-    resolution = args.resolution or int(teacher.pretrained_cfg.get("input_size", (3, 224, 224))[-1])
+    default_side = int(teacher.pretrained_cfg.get("input_size", (3, 224, 224))[-1])
+    resolution = args.resolution if args.resolution is not None else default_side  # 0 is an error, not the default
     if args.student_config:
         spec = StudentSpec.from_json(args.student_config)
     elif args.student:
@@ -102,9 +146,11 @@ def run(args: argparse.Namespace) -> int:
             from pathlib import Path
 
             from edgeskd._io import atomic_write_json, atomic_write_text
+            from edgeskd.cli._output import writing
 
-            atomic_write_json(Path(args.out) / "comparison.json", {"rows": rows, "config": config.to_dict()})
-            atomic_write_text(Path(args.out) / "comparison.md", table + "\n")
+            with writing("comparison"):
+                atomic_write_json(Path(args.out) / "comparison.json", {"rows": rows, "config": config.to_dict()})
+                atomic_write_text(Path(args.out) / "comparison.md", table + "\n")
         if args.json:
             print_json({"dataset": data.name, "student": spec.to_dict(), "rows": rows})
         else:

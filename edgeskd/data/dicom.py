@@ -15,6 +15,8 @@ Multi-frame files and float pixel data are refused with a DataError.
 
 from __future__ import annotations
 
+import math
+
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -111,6 +113,8 @@ def _value_range(ds) -> tuple[float, float]:
 
 
 def _apply_window(values: np.ndarray, center: float, width: float, function: str, path: Path) -> np.ndarray:
+    if not (math.isfinite(center) and math.isfinite(width)):
+        raise DataError(f"{path}: DICOM window centre and width must be finite numbers; got {center}, {width}")
     if width < 1:
         raise DataError(f"{path}: DICOM window width must be >= 1; got {width}")
     if function == "SIGMOID":

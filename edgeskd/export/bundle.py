@@ -14,6 +14,7 @@ be taken for a good bundle. Contents:
     parity_labels.npy              their labels (int64), when the parity images had labels
     edgeskd.h, libedgeskd.so       the C runtime, when deploy/ has been built
     manifest.json                  everything else, with sha256 and size of every file above
+    manifest.sha256                sha256 of manifest.json (sha256sum format), checked by verify and the C runtime
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from edgeskd._io import atomic_path, atomic_write_json, sha256_file
 from edgeskd.errors import ExportError, MissingDependency
 from edgeskd.export.formats import DEFAULT_PRECISIONS, FORMATS, INT8_ARTIFACT, parse_formats
 from edgeskd.export.int8 import Int8Decision, ab_latency_ms, decide, quantize_int8
+from edgeskd.export.integrity import write_manifest_digest
 from edgeskd.export.manifest import BUNDLE_FORMAT, MANIFEST_NAME, SCHEMA_VERSION, model_io, validate_manifest
 from edgeskd.export.onnx import INPUT_NAME, OPSET, OUTPUT_NAME, export_onnx, run_onnx
 from edgeskd.export.openvino import INFERENCE_PRECISION
@@ -173,6 +175,7 @@ def export_bundle(checkpoint: Checkpoint | str | os.PathLike, out_dir: str | os.
                              runtime, tmp)
         validate_manifest(manifest, f"{target / MANIFEST_NAME} (about to be written)")
         atomic_write_json(tmp / MANIFEST_NAME, manifest)
+        write_manifest_digest(tmp)  # the manifest's own integrity (see edgeskd/export/integrity.py)
         _publish(tmp, target, overwrite)
         bar.update()
     except BaseException:

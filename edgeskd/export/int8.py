@@ -12,19 +12,15 @@ product's latency numbers come from the latency stage (separate process, fingerp
 
 from __future__ import annotations
 
-import logging
 import os
 import statistics
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgeskd._io import atomic_path
 from edgeskd.errors import ExportError
-from edgeskd.export.onnx import INPUT_NAME
 
 
 # "Faster" means by more than timing noise on a shared CPU: at least 5% lower median latency.
@@ -48,58 +44,32 @@ class Int8Decision:
 
 
 def quantize_int8(onnx_path: str | os.PathLike, out_path: str | os.PathLike, calibration: np.ndarray) -> Path:
-    """Static INT8 quantisation of `onnx_path` calibrated on `calibration` (N, C, S, S) float32, written atomically."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
-    class _Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self._items = iter(calibration[i:i + 1] for i in range(len(calibration)))
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            item = next(self._items, None)
-            return None if item is None else {INPUT_NAME: np.ascontiguousarray(item, dtype=np.float32)}
+    """Static INT8 QDQ quantisation of `onnx_path` calibrated on `calibration` (N, C, S, S) float32, written
+    atomically (the ONNX Runtime adapter's int8 build)."""
+    from edgeskd.runtimes.onnxruntime import quantize_qdq
 
     if len(calibration) == 0:
         raise ExportError("INT8 calibration needs at least one image")
-    with atomic_path(out_path, suffix=".onnx") as tmp:
-        try:
-            # The quantiser logs one root-logger warning per norm/bias it leaves in float; they say nothing a user
-            # can act on, so only errors get through while it runs.
-            logging.disable(logging.WARNING)
-            try:
-                quantize_static(str(onnx_path), str(tmp), _Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                                weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
-            finally:
-                logging.disable(logging.NOTSET)
-        except Exception as exc:
-            raise ExportError(f"INT8 quantisation of {onnx_path} failed: {type(exc).__name__}: {exc}") from exc
-    return Path(out_path)
+    return quantize_qdq(onnx_path, out_path, calibration)
 
 
 def ab_latency_ms(path_a: str | os.PathLike, path_b: str | os.PathLike, sample: np.ndarray, *, rounds: int = 7,
                   runs: int = 20) -> tuple[float, float]:
-    """Median batch-1 latency (ms) of two ONNX files on ORT CPU at one thread, rounds alternating A, B."""
-    import onnxruntime as ort
+    """Median batch-1 latency (ms) of two ONNX files on ORT CPU at one thread, rounds alternating A, B; both opened
+    through the ONNX Runtime adapter and timed by the project's one timing loop."""
+    from edgeskd.runtimes import get_adapter, run_protocol
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    sessions = [ort.InferenceSession(str(p), options, providers=["CPUExecutionProvider"]) for p in (path_a, path_b)]
-    feed = {INPUT_NAME: np.ascontiguousarray(sample[:1], dtype=np.float32)}
-    for session in sessions:  # warm-up by time, as the latency protocol does
-        end = time.perf_counter() + 0.2
-        while time.perf_counter() < end:
-            session.run(None, feed)
+    adapter = get_adapter("onnxruntime")
+    runners = [adapter.open(p, precision=adapter.precision_of(p), threads=1, batch=1)  # type: ignore[attr-defined]
+               for p in (path_a, path_b)]
+    x = np.ascontiguousarray(sample[:1], dtype=np.float32)
+    for runner in runners:  # warm-up by time, as the latency protocol does
+        run_protocol(lambda r=runner: r.run(x), runs=1, seconds=0.0, warmup_s=0.2)
     medians: list[list[float]] = [[], []]
     for _ in range(rounds):
-        for i, session in enumerate(sessions):
-            samples = []
-            for _ in range(runs):
-                start = time.perf_counter()
-                session.run(None, feed)
-                samples.append(time.perf_counter() - start)
-            medians[i].append(statistics.median(samples) * 1e3)
+        for i, runner in enumerate(runners):
+            samples = run_protocol(lambda r=runner: r.run(x), runs=runs, seconds=0.0, warmup_s=0.0)
+            medians[i].append(statistics.median(samples))
     return statistics.median(medians[0]), statistics.median(medians[1])
 
 

@@ -45,10 +45,10 @@ def load_manifest(path: str | os.PathLike) -> dict[str, Any]:
     file = path / MANIFEST_NAME if path.is_dir() else path
     if not file.is_file():
         raise ExportError(f"{file}: no bundle manifest (expected a bundle folder with {MANIFEST_NAME})")
-    try:
-        manifest = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ExportError(f"{file}: not readable JSON: {exc}") from exc
+    from edgeskd._json import read_json
+
+    # bounded like the C runtime's reader: 16 MiB and 64 levels, so both refuse the same manifests
+    manifest = read_json(file, ExportError, "bundle manifest")
     if not isinstance(manifest, dict):
         raise ExportError(f"{file}: expected a JSON object, got {type(manifest).__name__}")
     if manifest.get("schema_version") != SCHEMA_VERSION:

@@ -44,25 +44,17 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, resolution: int, i
 
 
 def run_onnx(path: str | os.PathLike, batch: np.ndarray, *, threads: int = 1) -> tuple[np.ndarray, str]:
-    """Logits of an ONNX file on ONNX Runtime's CPU provider, and a description of the runtime actually used.
+    """Logits of an ONNX file (fp32 or int8 QDQ) on ONNX Runtime's CPU provider, and a description of the runtime
+    actually used (the adapter asserts the provider: ONNX Runtime falls back to CPU silently)."""
+    from edgeskd.runtimes import get_adapter, predict
 
-    The provider is asserted: ONNX Runtime falls back to CPU silently when a requested provider fails to load, and
-    a parity number must say what computed it.
-    """
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3  # errors only: quantised graphs log one warning per unused initializer
+    adapter = get_adapter("onnxruntime")
     try:
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        used = session.get_providers()
-        if used[:1] != ["CPUExecutionProvider"]:
-            raise ExportError(f"ONNX Runtime used providers {used} for {path}; expected CPUExecutionProvider")
-        logits = session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
+        precision = adapter.precision_of(path)  # type: ignore[attr-defined]
+        runner = adapter.open(path, precision=precision, threads=threads, batch=max(1, len(batch)))
+        logits = predict(runner, batch)
     except ExportError:
         raise
     except Exception as exc:
         raise ExportError(f"ONNX Runtime cannot run {path}: {type(exc).__name__}: {exc}") from exc
-    return logits, f"onnxruntime {ort.__version__} CPUExecutionProvider"
+    return logits, f"onnxruntime {runner.reported['version']} {runner.provider}"

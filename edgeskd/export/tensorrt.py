@@ -17,11 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from edgeskd._io import atomic_write_bytes
 from edgeskd.errors import ExportError, MissingDependency
 from edgeskd.export.onnx import INPUT_NAME, OUTPUT_NAME
 
-WORKSPACE_BYTES = 1 << 30
 MAX_BATCH = 32
 
 
@@ -62,33 +60,18 @@ def build_info() -> dict[str, Any]:
 
 def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *, fp16: bool,
                  max_batch: int = MAX_BATCH) -> Path:
-    """Parse the ONNX file, build a serialized engine for this GPU and write it atomically."""
-    trt = _tensorrt()
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    network = builder.create_network(0)  # TensorRT 10: networks are always explicit-batch
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(onnx_path)):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise ExportError(f"TensorRT cannot parse {onnx_path}: {errors or 'no parser message'}")
-    shape = tuple(network.get_input(0).shape)  # (-1, C, S, S) with the dynamic batch
-    if network.num_inputs != 1 or network.get_input(0).name != INPUT_NAME:
-        raise ExportError(f"{onnx_path}: expected one input named {INPUT_NAME!r}")
-    config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
-    if fp16:
-        # platform_has_fast_fp16 is deprecated in TensorRT 10 and may disappear; trust it only while it exists.
-        if getattr(builder, "platform_has_fast_fp16", True) is False:
-            raise ExportError("FP16 engine requested but this GPU has no fast FP16; build with precision fp32")
-        config.set_flag(trt.BuilderFlag.FP16)
-    profile = builder.create_optimization_profile()
-    one = (1, *shape[1:])
-    profile.set_shape(INPUT_NAME, one, one, (max_batch, *shape[1:]))
-    config.add_optimization_profile(profile)
-    serialized = builder.build_serialized_network(network, config)
-    if serialized is None:
-        raise ExportError(f"TensorRT failed to build an engine from {onnx_path} (see TensorRT's log above)")
-    return atomic_write_bytes(engine_path, bytes(serialized))
+    """Parse the ONNX file, build a serialized engine for this GPU (profile batch 1..max_batch) and write it
+    atomically: the TensorRT runtime adapter's build, with the export's input-name check."""
+    from edgeskd.runtimes import get_adapter
+
+    _tensorrt()
+    import onnx
+
+    names = [i.name for i in onnx.load(str(onnx_path), load_external_data=False).graph.input]
+    if names[:1] != [INPUT_NAME]:
+        raise ExportError(f"{onnx_path}: expected one input named {INPUT_NAME!r}; found {names}")
+    return get_adapter("tensorrt").build(Path(onnx_path), Path(engine_path), "fp16" if fp16 else "fp32",
+                                         max_batch=max_batch)  # type: ignore[call-arg]
 
 
 def run_engine(engine_path: str | os.PathLike, batch: np.ndarray) -> tuple[np.ndarray, str]:

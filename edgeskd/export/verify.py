@@ -1,7 +1,10 @@
-"""`verify_bundle`: re-check a bundle where it will run. Three checks, every failure collected and reported:
+"""`verify_bundle`: re-check a bundle where it will run. Four checks, every failure collected and reported:
 
+0. integrity: manifest.json is a regular file of at most 16 MB whose sha256 matches manifest.sha256 (and the
+   pinned digest, when given) -- the same rules as the C runtime's edgeskd_open (edgeskd/export/integrity.py);
 1. schema: manifest.json parses and matches the manifest schema;
-2. files: every file the manifest lists exists with its recorded size and sha256, and no unlisted file is present;
+2. files: every file the manifest lists is a regular file (no symlink) directly in the bundle with its recorded size
+   and sha256, and no unlisted file is present;
 3. parity: PyTorch logits are recomputed from checkpoint.safetensors on parity_batch.npy, and every artifact that
    passed at export is run again on this machine and must still pass the same tolerance. Artifacts whose runtime
    is missing here (TensorRT on a CPU machine) are reported as skipped, not as passed.
@@ -21,6 +24,7 @@ from edgeskd._io import sha256_file
 from edgeskd.errors import EdgeskdError, ExportError
 from edgeskd.export.bundle import CHECKPOINT_NAME
 from edgeskd.export.formats import INT8_ARTIFACT, format_of, runner_for
+from edgeskd.export.integrity import DIGEST_NAME, check_manifest, regular_file_problem
 from edgeskd.export.manifest import MANIFEST_NAME, load_manifest
 from edgeskd.export.parity import ParityResult, compare
 
@@ -43,13 +47,17 @@ class VerifyReport:
         return out
 
 
-def verify_bundle(path: str | os.PathLike, *, parity: bool = True) -> VerifyReport:
-    """Raise ExportError listing every failed check (with the numbers); return the report when all pass."""
+def verify_bundle(path: str | os.PathLike, *, parity: bool = True,
+                  manifest_sha256: str | None = None) -> VerifyReport:
+    """Raise ExportError listing every failed check (with the numbers); return the report when all pass.
+
+    manifest_sha256: the digest manifest.json must have (pins the bundle, like the C runtime's option)."""
     folder = Path(path)
     if folder.name == MANIFEST_NAME:
         folder = folder.parent
+    failures = check_manifest(folder, manifest_sha256)  # raises when the manifest must not even be read
     manifest = load_manifest(folder)  # raises on schema problems: nothing else can be trusted then
-    failures = _check_files(folder, manifest)
+    failures += _check_files(folder, manifest)
     report = VerifyReport(folder, len(manifest["files"]))
     if parity and not failures:  # parity on tampered files would only repeat the hash failure
         failures += _check_parity(folder, manifest, report)
@@ -65,6 +73,10 @@ def _check_files(folder: Path, manifest: dict[str, Any]) -> list[str]:
     listed = manifest["files"]
     for name, record in listed.items():
         file = folder / name
+        problem = regular_file_problem(folder, name)
+        if problem:  # a symlink could point outside the bundle; the C runtime refuses it the same way
+            failures.append(problem)
+            continue
         if not file.is_file():
             failures.append(f"{name}: listed in the manifest but missing")
             continue
@@ -75,7 +87,7 @@ def _check_files(folder: Path, manifest: dict[str, Any]) -> list[str]:
         digest = sha256_file(file)
         if digest != record["sha256"]:
             failures.append(f"{name}: sha256 {digest[:16]}..., manifest says {record['sha256'][:16]}...")
-    present = {p.name for p in folder.iterdir()} - {MANIFEST_NAME}
+    present = {p.name for p in folder.iterdir()} - {MANIFEST_NAME, DIGEST_NAME}
     for name in sorted(present - set(listed)):
         failures.append(f"{name}: present in the bundle but not listed in the manifest")
     referenced = [v for v in manifest["model"]["files"].values() if v] + [manifest["parity"]["data"]["file"]]

@@ -8,8 +8,11 @@ Endpoints (JSON answers; errors are {"error": "...", "status": N}):
   POST /v1/measure                         body: the ONNX file; header X-Edgeskd-Settings: JSON
                                            {"target", "threads", "precision", "runs", "seconds", "warmup_s",
                                             "batch", "preprocess", "raw_size", "timeout_s"}
-Every endpoint but health needs `Authorization: Bearer TOKEN` (compared in constant time). Uploads are bounded in
-size, measurements in time; nothing is ever unpickled: the body is parsed as ONNX protobuf and checked before any
+Every endpoint but health needs `Authorization: Bearer TOKEN` (compared in constant time); a request with a wrong
+token has its body read and discarded (up to the upload limit) before the 401, so the client sees the 401 and not a
+broken pipe. Uploads are bounded in size, measurements in time, settings in range (edgeskd._limits: threads at most
+this device's cores, batch, runs, seconds); at most `max_connections` requests are served at once and the rest get
+503 at once (with a listen backlog of 128, so a burst is answered rather than reset). Nothing is ever unpickled: the body is parsed as ONNX protobuf and checked before any
 runtime sees it, and models that point at external data files are refused (they could read the agent's disk).
 """
 
@@ -30,6 +33,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from edgeskd._json import JSONLimitError, loads_bounded
+from edgeskd._limits import MAX_BATCH, check_measure_settings, check_range
 from edgeskd.errors import EdgeskdError, LatencyError, MissingDependency
 
 SETTINGS_HEADER = "X-Edgeskd-Settings"
@@ -49,12 +54,28 @@ class AgentConfig:
     max_upload_bytes: int = 256 << 20
     max_measure_s: float = 300.0   # one measurement, worker start and model load included
     max_queue: int = 8             # waiting measurements beyond this are refused with 503
+    max_batch: int = MAX_BATCH     # largest batch a request may ask for
+    max_connections: int = 32      # requests served at once; more are answered 503 straight away
 
     def __post_init__(self) -> None:
         if not self.token or len(self.token) < 8:
             raise LatencyError("the agent needs a token of at least 8 characters (--token or EDGESKD_AGENT_TOKEN)")
-        if self.max_upload_bytes < 1 or self.max_measure_s <= 0 or self.max_queue < 1:
-            raise LatencyError("agent limits must be positive")
+        check_range(self.max_upload_bytes, "--max-upload-mb", low=0, high=1 << 40, error=LatencyError, low_open=True)
+        check_range(self.max_measure_s, "--max-seconds", low=0, high=86400, error=LatencyError, low_open=True)
+        check_range(self.max_queue, "--max-queue", low=1, high=10_000, integer=True, error=LatencyError)
+        check_range(self.max_batch, "--max-batch", low=1, high=1 << 20, integer=True, error=LatencyError)
+        check_range(self.max_connections, "--max-connections", low=1, high=10_000, integer=True, error=LatencyError)
+
+    def check_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """A request's numeric settings, finite and within this agent's limits (HTTP 400 naming the limit)."""
+        try:
+            # seconds over max_measure_s stay a 504 from the time limit; the range here keeps them finite and sane
+            return check_measure_settings(settings, error=LatencyError, max_batch=self.max_batch,
+                                          hints={"threads": "the cores of the agent's device",
+                                                 "batch": "agent serve --max-batch",
+                                                 "raw_size": ""})
+        except LatencyError as exc:
+            raise HTTPError(HTTPStatus.BAD_REQUEST, f"bad measurement settings: {exc}") from None
 
 
 @dataclass
@@ -72,10 +93,17 @@ class LatencyAgent:
     def __init__(self, config: AgentConfig, host: str = "127.0.0.1", port: int = 8765):
         self.config = config
         self._jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=config.max_queue)
-        self._workdir = Path(tempfile.mkdtemp(prefix="edgeskd-agent-"))
+        self._slots = threading.BoundedSemaphore(config.max_connections)
+        self._open = 0   # connections with a thread, busy ones included (guarded by _open_lock)
+        self._open_lock = threading.Lock()
+        self._serving = False
         handler = type("Handler", (_Handler,), {"agent": self})
-        self.server = ThreadingHTTPServer((host, port), handler)
-        self.server.daemon_threads = True
+        self.server = _Server((host, port), handler)  # binds first: a failed start leaves no work folder behind
+        try:
+            self._workdir = Path(tempfile.mkdtemp(prefix="edgeskd-agent-"))
+        except OSError:
+            self.server.server_close()
+            raise
         self._worker = threading.Thread(target=self._work, name="edgeskd-agent-worker", daemon=True)
         self._worker.start()
 
@@ -85,6 +113,7 @@ class LatencyAgent:
         return f"http://{host}:{port}"
 
     def serve_forever(self) -> None:
+        self._serving = True
         try:
             self.server.serve_forever()
         finally:
@@ -92,14 +121,21 @@ class LatencyAgent:
 
     def start(self) -> threading.Thread:
         """Serve in a background thread (tests, embedding)."""
+        self._serving = True
         thread = threading.Thread(target=self.server.serve_forever, name="edgeskd-agent-http", daemon=True)
         thread.start()
         return thread
 
     def close(self) -> None:
-        self.server.shutdown()
+        """Stop serving and remove the work folder; safe to call twice and before serving started."""
+        if self._serving:  # shutdown() waits for serve_forever, so it would hang if that never ran
+            self.server.shutdown()
+            self._serving = False
         self.server.server_close()
-        self._jobs.put(None)
+        try:
+            self._jobs.put_nowait(None)
+        except queue.Full:  # the worker is daemonic; it dies with the process
+            pass
         shutil.rmtree(self._workdir, ignore_errors=True)
 
     # --- the measuring thread -------------------------------------------------------------------------------
@@ -187,10 +223,40 @@ def validate_onnx(path: Path) -> None:
         raise HTTPError(HTTPStatus.UNPROCESSABLE_ENTITY, "the ONNX model has no nodes")
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128   # listen backlog: a burst waits to be accepted instead of being reset (default 5)
+    daemon_threads = True
+
+
+BUSY_DRAIN_BYTES = 1 << 20  # a busy answer reads at most this much of a body, so the client can read the 503
+
+
 class _Handler(BaseHTTPRequestHandler):
     agent: LatencyAgent
     timeout = 120  # seconds a client may stall while sending
     server_version = "edgeskd-agent"
+    busy = False   # True when every connection slot was taken: this request gets 503
+
+    def handle(self) -> None:
+        agent = self.agent
+        with agent._open_lock:
+            agent._open += 1
+            overloaded = agent._open > agent.config.max_connections + _Server.request_queue_size
+        try:
+            if overloaded:  # far past the limit: do no work at all for this one
+                return
+            if agent._slots.acquire(blocking=False):
+                try:
+                    super().handle()
+                finally:
+                    agent._slots.release()
+            else:
+                self.busy = True
+                self.timeout = 5
+                super().handle()
+        finally:
+            with agent._open_lock:
+                agent._open -= 1
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         self._handle(self._get)
@@ -200,6 +266,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self, route: Any) -> None:
         try:
+            if self.busy:
+                self.close_connection = True
+                self._discard(min(self._length_or_zero(), BUSY_DRAIN_BYTES))
+                raise HTTPError(HTTPStatus.SERVICE_UNAVAILABLE, f"the agent is serving its limit of "
+                                f"{self.agent.config.max_connections} connections; retry later")
             status, body = route()
         except HTTPError as exc:
             status, body = exc.status, {"error": str(exc)}
@@ -242,8 +313,8 @@ class _Handler(BaseHTTPRequestHandler):
             from edgeskd.latency.targets import get_target
 
             query = dict(urllib.parse.parse_qsl(url.query))
+            threads = self.agent.config.check_settings({"threads": query.get("threads") or None})["threads"]
             try:
-                threads = int(query["threads"]) if query.get("threads") else None
                 target = get_target(query.get("target", "ort-cpu"), threads=threads, precision=query.get("precision"))
                 if target.runtime == "remote":
                     raise LatencyError("an agent does not forward to remote targets")
@@ -255,7 +326,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _post(self) -> tuple[HTTPStatus, dict[str, Any]]:
         if urllib.parse.urlsplit(self.path).path != "/v1/measure":
             raise HTTPError(HTTPStatus.NOT_FOUND, f"no endpoint {self.path}; POST /v1/measure")
-        self._authorise()
+        try:
+            self._authorise()
+        except HTTPError:
+            # read what the client is sending before answering, or it sees a broken pipe instead of the 401
+            self._discard(min(self._length_or_zero(), self.agent.config.max_upload_bytes))
+            raise
         length_header = self.headers.get("Content-Length")
         if length_header is None:
             raise HTTPError(HTTPStatus.LENGTH_REQUIRED, "Content-Length is required")
@@ -268,12 +344,13 @@ class _Handler(BaseHTTPRequestHandler):
             raise HTTPError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"upload of {length} bytes exceeds the agent's "
                             f"limit of {limit} bytes")
         try:
-            settings = json.loads(self.headers.get(SETTINGS_HEADER) or "{}")
-        except json.JSONDecodeError as exc:
+            settings = loads_bounded(self.headers.get(SETTINGS_HEADER) or "{}", max_bytes=64 << 10, max_depth=8)
+        except (json.JSONDecodeError, JSONLimitError) as exc:
             raise HTTPError(HTTPStatus.BAD_REQUEST, f"{SETTINGS_HEADER} is not JSON: {exc}") from exc
         if not isinstance(settings, dict) or set(settings) - _SETTING_KEYS:
             raise HTTPError(HTTPStatus.BAD_REQUEST, f"{SETTINGS_HEADER} must be an object with keys from "
                             f"{sorted(_SETTING_KEYS)}")
+        settings = self.agent.config.check_settings(settings)  # before the upload is read
         path = self.agent.new_upload_path()
         try:
             self._receive(path, length)
@@ -282,6 +359,24 @@ class _Handler(BaseHTTPRequestHandler):
             path.unlink(missing_ok=True)
             raise
         return HTTPStatus.OK, self.agent.submit(path, settings)
+
+    def _length_or_zero(self) -> int:
+        try:
+            return max(0, int(self.headers.get("Content-Length") or 0))
+        except ValueError:
+            return 0
+
+    def _discard(self, length: int) -> None:
+        """Read and drop `length` bytes of body (bounded by the caller); a client that stops sending ends it."""
+        remaining = length
+        try:
+            while remaining > 0:
+                chunk = self.rfile.read(min(remaining, 1 << 16))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+        except OSError:  # timeout or reset while draining: the answer is still sent if the socket allows
+            pass
 
     def _receive(self, path: Path, length: int) -> None:
         remaining = length

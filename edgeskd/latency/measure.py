@@ -110,9 +110,11 @@ def _in_chans(model: Any) -> int:
 
 
 def measure_model(model: Any, resolution: int, target: Target, *, cache: LatencyCache | None = None,
-                  in_chans: int | None = None, **kw: Any) -> Measurement:
-    """Export `model` to a temporary ONNX file and measure it; with `cache`, a candidate whose architecture (graph
-    structure, weights ignored) was measured on the same fingerprint with the same settings is not measured again."""
+                  in_chans: int | None = None, calibration: Any = None, **kw: Any) -> Measurement:
+    """Export `model` to a temporary ONNX file, convert it to the target's artifact (runtime and precision, through
+    the runtime adapter; int8 quantised on `calibration`, training images) and measure that artifact; with `cache`, a
+    candidate whose architecture (graph structure, weights ignored) was measured on the same fingerprint (runtime
+    and precision included) with the same settings is not measured again."""
     from edgeskd.export.onnx import export_onnx
     from edgeskd.latency.hashing import architecture_hash
 
@@ -134,11 +136,27 @@ def measure_model(model: Any, resolution: int, target: Target, *, cache: Latency
         path = onnx_path
         if target.runtime == "torch":
             path = _torchscript(model, Path(tmp, "model.pt"), (chans, resolution, resolution))
+        else:
+            path = build_artifact(onnx_path, Path(tmp), target, calibration)
         m = measure(path, target, artifact_sha256=arch, **kw)
         m.info["cache"] = "miss" if cache is not None else "off"
         if cache is not None and key is not None:
             cache.put(key, m)
         return m
+
+
+def build_artifact(onnx_path: Path, folder: Path, target: Target, calibration: Any = None) -> Path:
+    """The file the target's runtime runs at the target's precision, built from the ONNX file by its adapter
+    (fp32 ONNX Runtime: the ONNX file itself; remote targets: the ONNX file, converted on the device)."""
+    if target.runtime == "remote" or (target.runtime == "onnxruntime" and target.precision == "fp32"):
+        return Path(onnx_path)
+    if target.runtime == "tensorrt" and target.precision != "int8":
+        return Path(onnx_path)  # the worker builds the engine for the exact shape into its engine cache
+    from edgeskd.runtimes import get_adapter
+
+    adapter = get_adapter(target.runtime)
+    return adapter.build(Path(onnx_path), folder / adapter.artifact_name(target.precision), target.precision,
+                         calibration=calibration)
 
 
 def _torchscript(model: Any, path: Path, chw: tuple[int, int, int]) -> Path:

@@ -5,7 +5,7 @@ A target is named on the command line ("ort-cpu", "openvino-cpu:bf16", "tensorrt
 as the package `edgeskd.profiles`). A profile names a built-in target and sets its defaults:
 
     target: openvino-cpu      # a built-in name as above (required)
-    precision: bf16           # optional; fp32, fp16 or bf16 as the runtime allows
+    precision: bf16           # optional; fp32, fp16, bf16 or int8 as the runtime allows
     threads: 1                # CPU threads the runtime may use (fixed before it loads)
     statistic: p95            # the statistic a budget is checked against
     budget_ms: 20             # optional default budget
@@ -26,15 +26,16 @@ STATISTICS = ("p50", "p90", "p95", "p99", "mean", "min", "max")
 
 # built-in name -> (runtime, default precision, allowed precisions, fixed options)
 _BUILTINS: dict[str, tuple[str, str, tuple[str, ...], dict[str, Any]]] = {
-    "ort-cpu": ("onnxruntime", "fp32", ("fp32",), {"provider": "CPUExecutionProvider"}),
+    "ort-cpu": ("onnxruntime", "fp32", ("fp32", "int8"), {"provider": "CPUExecutionProvider"}),
     "ort-cuda": ("onnxruntime", "fp32", ("fp32",), {"provider": "CUDAExecutionProvider"}),
-    "openvino-cpu": ("openvino", "fp32", ("fp32", "bf16", "fp16"), {"device": "CPU"}),
-    "tensorrt": ("tensorrt", "fp32", ("fp32", "fp16"), {}),
+    "openvino-cpu": ("openvino", "fp32", ("fp32", "bf16", "fp16", "int8"), {"device": "CPU"}),
+    "tensorrt": ("tensorrt", "fp32", ("fp32", "fp16", "int8"), {}),
     "torch-cuda": ("torch", "fp32", ("fp32", "fp16"), {"device": "cuda"}),
     "torch-cpu": ("torch", "fp32", ("fp32",), {"device": "cpu"}),
 }
 _PRECISION_ALIASES = {"fp32": "fp32", "f32": "fp32", "float32": "fp32", "fp16": "fp16", "f16": "fp16",
-                      "float16": "fp16", "half": "fp16", "bf16": "bf16", "bfloat16": "bf16"}
+                      "float16": "fp16", "half": "fp16", "bf16": "bf16", "bfloat16": "bf16",
+                      "int8": "int8", "i8": "int8"}
 _PROFILE_KEYS = {"target", "precision", "threads", "statistic", "budget_ms", "options", "description"}
 _REMOTE = re.compile(r"^remote://(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):(?P<port>\d{1,5})(?:/(?P<inner>.+))?$")
 
@@ -46,7 +47,7 @@ class Target:
 
     name: str
     runtime: str                    # onnxruntime | openvino | tensorrt | torch | remote
-    precision: str                  # fp32 | fp16 | bf16
+    precision: str                  # fp32 | fp16 | bf16 | int8
     threads: int
     statistic: str = "p95"
     budget_ms: float | None = None
@@ -70,7 +71,7 @@ def normalise_precision(value: str) -> str:
     try:
         return _PRECISION_ALIASES[str(value).lower()]
     except KeyError:
-        raise LatencyError(f"unknown precision {value!r}; expected one of fp32, fp16, bf16") from None
+        raise LatencyError(f"unknown precision {value!r}; expected one of fp32, fp16, bf16, int8") from None
 
 
 def profiles_dir() -> Path | None:

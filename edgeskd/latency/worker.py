@@ -10,28 +10,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-MAX_SAMPLES = 200_000  # bounds memory when a very fast model meets a long --seconds
-
-
-def run_protocol(step: Callable[[], Any], *, runs: int, seconds: float, warmup_s: float) -> list[float]:
-    """Warm up for `warmup_s` (at least one call), then time calls until both `runs` calls and `seconds` passed."""
-    end = time.perf_counter() + warmup_s
-    step()
-    while time.perf_counter() < end:
-        step()
-    samples: list[float] = []
-    start = time.perf_counter()
-    while (len(samples) < runs or time.perf_counter() - start < seconds) and len(samples) < MAX_SAMPLES:
-        t0 = time.perf_counter_ns()
-        step()
-        samples.append((time.perf_counter_ns() - t0) / 1e6)
-    return samples
+from edgeskd.runtimes.base import MAX_SAMPLES, run_protocol  # noqa: F401  (the one timing loop)
 
 
 def measure_here(request: dict[str, Any]) -> dict[str, Any]:

@@ -72,10 +72,26 @@ def teacher_architecture(name: str, num_classes: int | None = None, resolution: 
     return model
 
 
+# Smallest input side a family's downsampling survives (ConvNeXt: stride-4 stem, then three stride-2 stages).
+_MIN_RESOLUTION = {"convnext": 32}
+
+
+def check_resolution(spec: StudentSpec, family: str, reference: nn.Module) -> None:
+    """A resolution below the family's minimum is an error here, not a shape error deep inside timm."""
+    minimum = _MIN_RESOLUTION.get(family, 16)
+    if family == "vit":
+        patch = int(reference.patch_embed.patch_size[0])
+        minimum = max(minimum, patch)  # at least one patch
+    if spec.resolution < minimum:
+        raise ModelError(f"student resolution {spec.resolution} is below the {family} family's minimum of "
+                         f"{minimum} pixels")
+
+
 def build_student(spec: StudentSpec, teacher: nn.Module | None = None) -> nn.Module:
     """Build the (randomly initialised) student described by `spec`."""
     reference = teacher if teacher is not None else create_model(spec.teacher)
     family = get_family(family_of(reference, spec.teacher))
+    check_resolution(spec, family.name, reference)
     try:
         return family.build_student(spec.teacher, reference, spec.depth, spec.width, dict(spec.arch),
                                     _common_kwargs(spec, family.name))

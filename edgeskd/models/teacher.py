@@ -76,6 +76,16 @@ def load_weights_strict(model: nn.Module, state: dict[str, torch.Tensor], source
     model.load_state_dict(state, strict=True)
 
 
+def check_finite_weights(state: dict[str, torch.Tensor], source: str) -> None:
+    """Refuse weights holding NaN or Inf, naming the first such tensor: they would only surface later as students
+    full of NaN or as a training loss blamed on the learning rate."""
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise ModelError(f"teacher weights {source}: tensor {key!r} holds {bad} NaN/Inf value(s) of "
+                             f"{tensor.numel()}; the file is damaged or was saved from a diverged run")
+
+
 def create_model(name: str, num_classes: int | None = None, **kwargs) -> nn.Module:
     """timm.create_model with a clear error for unknown names."""
     if not timm.is_model(name):
@@ -150,6 +160,7 @@ def load_teacher(
                              f"--teacher-weights FILE") from exc
     else:
         state = convert_known_format(name, read_state_dict(weights))
+        check_finite_weights(state, str(weights))
         model = create_model(name, num_classes=_head_size(name, state, str(weights), teacher_num_classes, say))
         load_weights_strict(model, state, str(weights))
     if num_classes is not None:

@@ -1,15 +1,15 @@
 """What a search run is: the user's choices, saved (without secrets) as config.json in the run folder.
 
 The saved copy lets local worker processes start from the same settings, and lets a second run of the same command
-check it is resuming the same search rather than silently mixing two.
+check it is resuming the same search rather than silently mixing two. A SearchConfig is frozen: `resolve()` returns
+a new, complete one once (space path and digest, study name, run folder) and nothing changes it afterwards.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ IDENTITY = ("data", "teacher", "teacher_weights", "target", "latency_ms", "stati
             "teacher_num_classes")
 
 
-@dataclass
+@dataclass(frozen=True)
 class SearchConfig:
     data: str = DEMO_DATA
     teacher: str = DEMO_TEACHER
@@ -92,23 +92,28 @@ class SearchConfig:
         return {k: getattr(self, k) for k in IDENTITY}
 
     def resolve(self) -> SearchConfig:
-        """Fill what was left empty: the space (the teacher family's, or 'demo' for the demo) as an absolute path
-        with its digest, the study name and the run folder. Idempotent; run_search calls it."""
+        """A copy with what was left empty filled in: the space (the teacher family's, or 'demo' for the demo) as an
+        absolute path with its digest, the study name and the run folder. Idempotent; run_search calls it."""
         from edgeskd.search.space import resolve_space
 
-        if not self.space:
+        space, digest = self.space, self.space_sha256
+        if not space:
             if self.demo:
-                self.space = "demo"
+                space = "demo"
             else:
                 from edgeskd.models import family_of, teacher_architecture
 
-                self.space = family_of(teacher_architecture(self.teacher), self.teacher)
-        if not self.space_sha256:
-            self.space = str(resolve_space(self.space).resolve())
-            self.space_sha256 = space_digest(self.space)
-        self.study = self.study or default_study_name(self)
-        self.run_dir = str(Path(self.run_dir or Path("runs") / self.study).resolve())
-        return self
+                space = family_of(teacher_architecture(self.teacher), self.teacher)
+        if not digest:
+            space = str(resolve_space(space).resolve())
+            digest = space_digest(space)
+        resolved = replace(self, space=space, space_sha256=digest)
+        study = self.study or default_study_name(resolved)
+        return replace(resolved, study=study, run_dir=str(Path(self.run_dir or Path("runs") / study).resolve()))
+
+    def with_storage(self, display: str) -> SearchConfig:
+        """A copy naming the (masked) study storage, for reports and config.json."""
+        return replace(self, storage_display=display)
 
 
 def default_study_name(config: SearchConfig) -> str:
@@ -126,9 +131,11 @@ def save_or_check(config: SearchConfig, run_dir: Path) -> None:
     """Write config.json, or, when resuming, refuse a run whose identity differs from the saved one."""
     path = run_dir / CONFIG_NAME
     if path.is_file():
+        from edgeskd._json import read_json
+
         try:
-            saved = SearchConfig.from_dict(json.loads(path.read_text()))
-        except (json.JSONDecodeError, TypeError, SearchError) as exc:
+            saved = SearchConfig.from_dict(read_json(path, SearchError, "search config"))
+        except (TypeError, SearchError) as exc:
             raise SearchError(f"cannot read {path} to resume: {exc}") from exc
         differ = [k for k in IDENTITY if saved.identity()[k] != config.identity()[k]]
         if differ:

@@ -1,8 +1,12 @@
 """The search loop: open (or resume) the study, run trials in one or K local worker processes, then hand the study
 to the winner stage (edgeskd.search.winner).
 
-Trials finished count against `--trials` across all workers and all resumed runs: completed, pruned (for latency
-or by metric) and failed-for-their-own-reason trials count; interrupted ones are re-queued and do not.
+Before the first trial the latency map is built (edgeskd.search.latency_map) and stored in the study, so every
+worker reads it. Trials count against `--trials` across all workers and all resumed runs when they trained a
+feasible candidate: completed, pruned by metric and failed-for-their-own-reason trials count; trials refused as
+known over budget, reused duplicates and candidates found over budget by their own probe do not (a search cannot
+spin forever on them: it stops after MAX_UNCOUNTED_PER_TRIAL of them per wanted trial); interrupted ones are
+re-queued and do not count either.
 """
 
 from __future__ import annotations
@@ -20,18 +24,15 @@ from edgeskd.errors import EdgeskdError, SearchError
 from edgeskd.search.config import SearchConfig, save_or_check
 from edgeskd.search.objective import SearchContext, make_objective
 from edgeskd.search.stages import Stages
-from edgeskd.search.storage import ERROR, StorageInfo, open_storage, recover_interrupted, resolve_storage, run_lock
+from edgeskd.search.latency_map import build_map
+from edgeskd.search.records import counted
+from edgeskd.search.sampler import make_sampler
+from edgeskd.search.storage import StorageInfo, open_storage, recover_interrupted, resolve_storage, run_lock
 
 STORAGE_ENV = "EDGESKD_SEARCH_STORAGE"   # the real storage URL reaches workers here, never through files
 DEADLINE_ENV = "EDGESKD_SEARCH_DEADLINE"
 WORKER_ENV = "EDGESKD_SEARCH_WORKER"
-
-
-def counted(trial) -> bool:
-    from optuna.trial import TrialState
-
-    return trial.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
-        trial.state == TrialState.FAIL and ERROR in trial.user_attrs)
+MAX_UNCOUNTED_PER_TRIAL = 10
 
 
 def finished_count(study) -> int:
@@ -39,13 +40,18 @@ def finished_count(study) -> int:
 
 
 class StopAfter:
-    """Optuna callback: stop this worker once the whole study has `total` counted trials."""
+    """Optuna callback: stop this worker once the whole study has `total` counted trials, or when it keeps drawing
+    uncounted ones (refused, reused, over budget) far beyond what the trial budget explains."""
 
     def __init__(self, total: int | None) -> None:
         self.total = total
+        self.uncounted_limit = MAX_UNCOUNTED_PER_TRIAL * max(total or 0, 10)
 
     def __call__(self, study, trial) -> None:
-        if self.total is not None and finished_count(study) >= self.total:
+        trials = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+        done = sum(counted(t) for t in trials)
+        if (self.total is not None and done >= self.total) or \
+                sum(not counted(t) and t.state.name != "FAIL" for t in trials) >= self.uncounted_limit:
             study.stop()
 
 
@@ -66,7 +72,7 @@ def make_pruner(space_pruner: dict[str, Any], pareto: bool):
         raise SearchError(f"bad pruner options {options} for {kind}: {exc}") from exc
 
 
-def open_study(config: SearchConfig, storage, space_pruner: dict[str, Any], worker: int = 0):
+def open_study(config: SearchConfig, storage, space_pruner: dict[str, Any], worker: int = 0, sampler: str = "tpe"):
     """Create the study or join the existing one of the same name (same search identity required)."""
     import optuna
 
@@ -77,7 +83,8 @@ def open_study(config: SearchConfig, storage, space_pruner: dict[str, Any], work
     except KeyError:
         existing = 0
     # A different seed per resume and per worker: the same seed would draw the same first candidates again.
-    sampler = optuna.samplers.TPESampler(seed=config.seed + existing + 7919 * worker, n_startup_trials=5)
+    sampler = make_sampler(sampler, seed=config.seed + existing + 7919 * worker, statistic=config.statistic,
+                           budget_ms=config.latency_ms, pareto=config.pareto)
     try:
         study = optuna.create_study(storage=storage, study_name=config.study, directions=directions, sampler=sampler,
                                     pruner=make_pruner(space_pruner, config.pareto), load_if_exists=True)
@@ -106,18 +113,20 @@ def run_search(config: SearchConfig, *, storage_url: str | None = None, stages: 
 
     if config.trials is None and config.timeout is None:
         raise SearchError("give the search a budget: --trials N and/or --timeout SECONDS")
-    config.resolve()
+    config = config.resolve()
     run_dir = Path(config.run_dir)
     info = resolve_storage(storage_url, run_dir, config.workers)
-    config.storage_display = info.display
+    config = config.with_storage(info.display)
     started = time.perf_counter()
     with run_lock(run_dir):
         save_or_check(config, run_dir)
         ctx = SearchContext.load(config, stages)
         _check_space_against_training(ctx)
         storage = open_storage(info)
-        study = open_study(config, storage, ctx.space.pruner)
+        study = open_study(config, storage, ctx.space.pruner, sampler=ctx.space.sampler)
         requeued = recover_interrupted(study, local=info.local)
+        ctx.latency_map = build_map(ctx, study, log=(lambda m: print(m, file=sys.stderr)) if show_progress else None)
+        nothing_fits = ctx.latency_map.complete and not ctx.latency_map.feasible()
         done_before = finished_count(study)
         progress = Progress(config, config.trials, done_before) if show_progress else None
         if progress:
@@ -128,7 +137,7 @@ def run_search(config: SearchConfig, *, storage_url: str | None = None, stages: 
                                    file=sys.stderr)
         remaining = None if config.trials is None else config.trials - done_before
         try:
-            if remaining is None or remaining > 0:
+            if (remaining is None or remaining > 0) and not nothing_fits:
                 if config.workers == 1:
                     _optimize_here(ctx, study, progress)
                 else:

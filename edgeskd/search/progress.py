@@ -9,38 +9,31 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from edgeskd.search.objective import COMPLETED, FAILED, OVER_BUDGET, PRUNED_BY_METRIC
+from edgeskd.search.records import (COMPLETED, FAILED, INTERRUPTED, OVER_BUDGET, PRUNED_BY_METRIC, TrialRecord,
+                                    counted, outcome_of)
 
-
-def outcome_of(trial) -> str:
-    from optuna.trial import TrialState
-
-    if trial.state == TrialState.COMPLETE:
-        return COMPLETED
-    if trial.state == TrialState.PRUNED:
-        return trial.user_attrs.get("outcome", PRUNED_BY_METRIC)
-    if trial.state == TrialState.FAIL:
-        return FAILED if "error" in trial.user_attrs else "interrupted"
-    return trial.state.name.lower()
+__all__ = ["Progress", "trial_line", "summary_line", "outcome_of"]
 
 
 def trial_line(trial, best: float | None, metric: str, statistic: str, budget_ms: float) -> str:
-    outcome = outcome_of(trial)
-    lat = trial.user_attrs.get("latency_ms", {}).get(statistic)
+    record = TrialRecord.from_trial(trial)
+    outcome = record.outcome
+    lat = (record.latency_ms or {}).get(statistic)
     lat_text = f"{statistic} {lat:7.2f} ms" if lat is not None else f"{statistic}    n/a   "
     if outcome == COMPLETED:
-        detail = f"{metric} {trial.values[0]:.4f}"
+        detail = f"{metric} {record.metric:.4f}"
     elif outcome == OVER_BUDGET:
         detail = f"over the {budget_ms:g} ms budget, not trained"
     elif outcome == PRUNED_BY_METRIC:
-        last = max(trial.intermediate_values) if trial.intermediate_values else None
-        detail = (f"stopped at step {last}: {metric} {trial.intermediate_values[last]:.4f}" if last is not None
-                  else "pruned")
+        last = max(record.intermediate) if record.intermediate else None
+        detail = f"stopped at step {last}: {metric} {record.last_metric:.4f}" if last is not None else "pruned"
     elif outcome == FAILED:
-        detail = trial.user_attrs.get("error", "")[:100]
-    else:
+        detail = (record.error or "")[:100]
+    elif outcome == INTERRUPTED:
         detail = "will be re-run"
-    student = trial.user_attrs.get("student", {})
+    else:
+        detail = (record.pruned_reason or "")[:100]
+    student = record.student or {}
     shape = (f"d{student.get('depth', '?')} w{student.get('width', '?')} r{student.get('resolution', '?')}"
              if student else "")
     best_text = f"best {best:.4f}" if best is not None else "best -"
@@ -77,7 +70,7 @@ class Progress:
         self._update_best(trial)
         self.bar.write(trial_line(trial, self.best, self.config.metric, self.config.statistic,
                                   self.config.latency_ms), file=sys.stderr)
-        if outcome_of(trial) != "interrupted":
+        if counted(trial):  # the bar counts trainings, as --trials does
             self.bar.update(1)
 
     def __call__(self, study, trial) -> None:  # Optuna callback signature

@@ -1,8 +1,10 @@
-"""The search report: report.md and report.html (same content) with pareto.png and confusion.png beside them.
+"""The search report: report.md and report.html (same content) with pareto.png, latency_map.png and confusion.png.
 
-Contents: the budget and what was searched, how the trials ended (pruned for latency / pruned by metric /
-completed), where the time went, the Pareto plot of metric vs latency, every trial in a table, and the winner
-(re-measured latency, validation and test metrics, confusion matrix, bundle).
+Contents: the budget and what was searched, how the trials ended (trained: completed / pruned by metric; not
+trained: refused as known over budget / reused duplicates / over budget at their own probe), where the time went,
+the latency map (latency vs parameters of every mapped candidate, with the budget line), the Pareto plot of metric
+vs latency, every trial in a table, and the winner (re-measured latency, validation and test metrics, confusion
+matrix, bundle).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeskd._io import atomic_path, atomic_write_text
-from edgeskd.search.objective import COMPLETED, OVER_BUDGET, PRUNED_BY_METRIC
+from edgeskd.search.records import COMPLETED, OVER_BUDGET, PRUNED_BY_METRIC
 
 COLOURS = {COMPLETED: "tab:blue", PRUNED_BY_METRIC: "tab:orange", OVER_BUDGET: "tab:red"}
 
@@ -69,6 +71,33 @@ def pareto_plot(path: Path, rows: list[dict[str, Any]], summary: dict[str, Any],
     return path
 
 
+def latency_map_plot(path: Path, latency_map: dict[str, Any], summary: dict[str, Any]) -> Path:
+    """Latency vs parameters of every candidate in the latency map, under-budget ones apart, with the budget."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stat = summary["statistic"]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    for ok, colour, label in ((True, "tab:blue", "under budget (offered)"), (False, "tab:red", "over budget")):
+        pts = [e for e in latency_map["entries"] if e["ok"] is ok and stat in e["latency_ms"]]
+        ax.scatter([e["parameters"] for e in pts], [e["latency_ms"][stat] for e in pts], c=colour,
+                   marker="o" if ok else "x", label=f"{label} ({len(pts)})")
+    ax.axhline(summary["budget_ms"], c="k", ls="--", lw=1, label=f"budget {summary['budget_ms']:g} ms")
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters")
+    ax.set_ylabel(f"{stat} latency on {summary['target']} (ms)")
+    ax.set_title(f"latency map: {latency_map['size']} candidates"
+                 + ("" if latency_map["complete"] else " (sample of a continuous space)"))
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path
+
+
 def confusion_plot(path: Path, matrix: list[list[int]], classes: list[str], title: str) -> Path:
     import matplotlib
 
@@ -104,6 +133,9 @@ def _sections(summary: dict[str, Any], rows: list[dict[str, Any]], winner: dict 
              f"objective: validation {summary['metric']}" + (" and latency (Pareto)" if summary["pareto"] else ""),
              f"study storage: {summary['storage']}",
              "trials: " + (", ".join(f"{v} {k}" for k, v in summary["counts"].items()) or "none"),
+             f"trainings (what --trials counts): {summary.get('trained', 0)}; not trained: "
+             f"{summary.get('reused', 0)} reused (same configuration as an earlier trial), "
+             f"{summary.get('refused', 0)} refused (over budget)",
              f"search wall time {summary['search_seconds']:.1f} s; probing (build + measure) "
              f"{summary['time']['probe_seconds']:.1f} s, training {summary['time']['train_seconds']:.1f} s, "
              f"time on over-budget candidates {summary['time']['infeasible_seconds']:.1f} s of which training "
@@ -139,6 +171,18 @@ def _sections(summary: dict[str, Any], rows: list[dict[str, Any]], winner: dict 
         out.append(("list", items))
         if winner.get("confusion_matrix"):
             out.append(("img", ("confusion.png", "confusion matrix of the winner")))
+    lmap = summary.get("latency_map")
+    if lmap:
+        out.append(("h2", "Latency map"))
+        out.append(("list", [
+            f"{lmap['size']} candidate architectures measured before the first training "
+            + ("(every architecture of the space)" if lmap["complete"] else "(a sample of a continuous space; the "
+               "rest are measured by trials)")
+            + f"; {lmap['feasible']} under the budget"
+            + (" were the only ones offered to the sampler" if lmap["complete"] else ""),
+            f"this run measured {lmap['measured_here']} of them in {lmap['seconds']:.1f} s; the others came from "
+            f"the study (an earlier run or the search that started this worker); the map is in latency_map.json"]))
+        out.append(("img", ("latency_map.png", "latency vs parameters of the mapped candidates")))
     out.append(("h2", "Metric vs latency"))
     out.append(("img", ("pareto.png", "Pareto plot")))
     out.append(("h2", "Trials"))
@@ -204,6 +248,12 @@ def _html(items: list[tuple[str, Any]]) -> str:
 
 def write_report(run_dir: Path, summary: dict[str, Any], rows: list[dict[str, Any]], winner: dict | None) -> Path:
     pareto_plot(run_dir / "pareto.png", rows, summary, winner)
+    if summary.get("latency_map"):
+        import json
+
+        from edgeskd.search.latency_map import MAP_NAME
+
+        latency_map_plot(run_dir / "latency_map.png", json.loads((run_dir / MAP_NAME).read_text()), summary)
     if winner and winner.get("confusion_matrix"):
         split = "test" if winner.get("test") else "validation"
         confusion_plot(run_dir / "confusion.png", winner["confusion_matrix"], winner["classes"],

@@ -17,6 +17,7 @@ A space file has these top-level keys (all validated; an error names the file an
       trial: {epochs_skd: 3, epochs_finetune: 1}
       final: {epochs_skd: 10, epochs_finetune: 4}
     pruner: {type: median, n_startup_trials: 3, n_warmup_steps: 1}
+    sampler: tpe                  # tpe (default) | random | gp | cmaes (edgeskd.search.sampler)
 
 A parameter is a constant, `{choices: [...]}` (categorical), or `{low, high}` with optional `log: true` and
 `step` (integer when low, high and step are all integers).
@@ -36,7 +37,8 @@ from edgeskd.errors import SearchError
 
 PAIR_SEPARATOR = " | "  # how a (strategy A, strategy B) pair is written as one Optuna categorical value
 STUDENT_KEYS = ("depth", "width", "resolution")
-TOP_KEYS = {"family", "description", "student", "strategies", "train", "fixed", "schedule", "pruner"}
+TOP_KEYS = {"family", "description", "student", "strategies", "train", "fixed", "schedule", "pruner", "sampler"}
+ARCHITECTURE = "student"  # the one categorical that replaces the student dimensions when a latency map is complete
 PRUNERS = {"median", "percentile", "hyperband", "none"}
 
 
@@ -91,10 +93,35 @@ class SearchSpace:
     schedule: Schedule
     pruner: dict[str, Any] = field(default_factory=lambda: {"type": "median"})
     description: str = ""
+    sampler: str = "tpe"
 
-    def sample(self, trial) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(student kwargs, TrainConfig overrides) for one Optuna trial; strategies go into the train overrides."""
-        student = {name: p.suggest(trial) for name, p in self.student.items()}
+    @property
+    def discrete_student(self) -> bool:
+        """Every student dimension is a constant or a list of choices, so the architectures can be enumerated."""
+        return all(p.low is None for p in self.student.values())
+
+    @property
+    def has_numeric_range(self) -> bool:
+        return any(p.low is not None for p in (*self.student.values(), *self.train.values()))
+
+    def architectures(self) -> list[dict[str, Any]]:
+        """Every student of a discrete space (the product of its choices), in a fixed order."""
+        import itertools
+
+        names = list(self.student)
+        return [dict(zip(names, combo)) for combo in itertools.product(*(self.student[n].values() for n in names))]
+
+    def sample(self, trial, architectures: dict[str, dict[str, Any]] | None = None
+               ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(student kwargs, TrainConfig overrides) for one Optuna trial; strategies go into the train overrides.
+
+        With `architectures` (name -> student kwargs, e.g. the under-budget part of a latency map) the student is
+        one categorical choice among them instead of one parameter per dimension: the sampler never sees the rest.
+        """
+        if architectures is not None:
+            student = dict(architectures[trial.suggest_categorical(ARCHITECTURE, sorted(architectures))])
+        else:
+            student = {name: p.suggest(trial) for name, p in self.student.items()}
         train = dict(self.fixed)
         train.update({name: p.suggest(trial) for name, p in self.train.items()})
         pair = trial.suggest_categorical("strategies", [PAIR_SEPARATOR.join(p) for p in self.strategies])
@@ -124,7 +151,7 @@ class SearchSpace:
                 "strategies": [list(p) for p in self.strategies],
                 "train": {k: param(p) for k, p in self.train.items()}, "fixed": dict(self.fixed),
                 "schedule": {"trial": dict(self.schedule.trial), "final": dict(self.schedule.final)},
-                "pruner": dict(self.pruner)}
+                "pruner": dict(self.pruner), "sampler": self.sampler}
 
 
 # --- loading --------------------------------------------------------------------------------------------------------
@@ -241,9 +268,16 @@ def parse_space(raw: Any, source: str) -> SearchSpace:
         raise fail("pruner.type", f"expected one of {sorted(PRUNERS)}, got {pruner.get('type')!r}")
     pruner.setdefault("type", "median")
 
+    sampler = raw.get("sampler", "tpe")
+    from edgeskd.search.sampler import check_sampler
+
+    has_range = any(isinstance(v, dict) and "low" in v for part in ("student", "train")
+                    for v in (raw.get(part) or {}).values())
+    check_sampler(sampler, has_numeric_range=has_range, pareto=False, source=source)
+
     return SearchSpace(source=source, family=family, student=student, strategies=tuple(strategies), train=train,
                        fixed=fixed, schedule=Schedule(dict(schedule_raw["trial"]), dict(schedule_raw["final"])),
-                       pruner=pruner, description=str(raw.get("description", "")))
+                       pruner=pruner, description=str(raw.get("description", "")), sampler=sampler)
 
 
 def _mapping(value: Any, key: str, fail) -> dict[str, Any]:

@@ -19,12 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeskd.errors import SearchError
+from edgeskd.search.records import ERROR, RETRY_OF  # noqa: F401  (ERROR re-exported for older imports)
 
 JOURNAL_NAME = "study.journal"
 HEARTBEAT_S = 20
 GRACE_S = 60
-RETRY_OF = "retry_of"       # user attr on a re-queued trial: the number of the interrupted trial it repeats
-ERROR = "error"             # user attr on a trial that failed for a reason of its own (not re-queued)
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from typing import Any
 
 from edgeskd._io import atomic_write_json
 from edgeskd.errors import SearchError
-from edgeskd.search.objective import COMPLETED, OVER_BUDGET, SearchContext, latency_attrs, pick_metric
-from edgeskd.search.progress import outcome_of
+from edgeskd.search.objective import SearchContext, latency_attrs, pick_metric
+from edgeskd.search.records import COMPLETED, NOT_COUNTED, OVER_BUDGET, REFUSED, REUSED, TRAINED, TrialRecord
 
 SUMMARY_NAME = "summary.json"
 DEMO_NOTE = ("demo data: the 16 real paediatric chest X-rays shipped by pneumonia-model-package (8 normal, 8 "
@@ -26,7 +26,9 @@ def rank_candidates(study, pareto: bool) -> list:
     ties to lower latency), then the other completed trials by metric."""
     from optuna.trial import TrialState
 
-    done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    # reused duplicates repeat a completed trial's value: rank the original only
+    done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE
+            and t.user_attrs.get("outcome") != REUSED]
     by_metric = sorted(done, key=lambda t: (-t.values[0], t.number))
     if not pareto or not done:
         return by_metric
@@ -46,30 +48,29 @@ def trial_rows(study, statistic: str) -> list[dict[str, Any]]:
     for t in study.get_trials(deepcopy=False):
         if not t.state.is_finished():
             continue
-        student = t.user_attrs.get("student", {})
-        cfg = t.user_attrs.get("train_config", {})
+        r = TrialRecord.from_trial(t)
+        student, cfg = r.student or {}, r.train_config or {}
         rows.append({
-            "number": t.number, "outcome": outcome_of(t),
-            "metric": t.values[0] if t.values else None,
-            "latency_ms": t.user_attrs.get("latency_ms", {}).get(statistic),
+            "number": r.number, "outcome": r.outcome, "metric": r.metric,
+            "latency_ms": (r.latency_ms or {}).get(statistic),
             "depth": student.get("depth"), "width": student.get("width"), "resolution": student.get("resolution"),
+            "deployment": r.deployment,
             "strategies": f"{cfg.get('strategy_a', '')} / {cfg.get('strategy_b', '')}" if cfg else "",
-            "parameters": t.user_attrs.get("parameters"), "macs": t.user_attrs.get("macs"),
-            "probe_seconds": t.user_attrs.get("probe_seconds"), "train_seconds": t.user_attrs.get("train_seconds"),
-            "seconds": t.user_attrs.get("seconds"),
-            "reason": t.user_attrs.get("pruned_reason") or t.user_attrs.get("error") or "",
-            "retry_of": t.user_attrs.get("retry_of"),
-            "last_metric": t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else None,
+            "parameters": r.parameters, "macs": r.macs, "probe_seconds": r.probe_seconds,
+            "train_seconds": r.train_seconds, "seconds": r.seconds,
+            "reason": r.pruned_reason or r.error or "", "retry_of": r.retry_of, "reused_from": r.reused_from,
+            "last_metric": r.last_metric,
         })
     return rows
 
 
-def time_shares(rows: list[dict[str, Any]]) -> dict[str, float]:
-    """Where trial time went: probing (build+measure) vs training, and on infeasible candidates."""
-    probe = sum(r["probe_seconds"] or 0 for r in rows)
+def time_shares(rows: list[dict[str, Any]], map_seconds: float = 0.0) -> dict[str, float]:
+    """Where trial time went: the latency map and probing (build+measure) vs training, and on infeasible
+    candidates. probe_seconds includes the map built by this invocation."""
+    probe = sum(r["probe_seconds"] or 0 for r in rows) + map_seconds
     train = sum(r["train_seconds"] or 0 for r in rows)
-    infeasible = [r for r in rows if r["outcome"] == OVER_BUDGET]
-    return {"probe_seconds": round(probe, 3), "train_seconds": round(train, 3),
+    infeasible = [r for r in rows if r["outcome"] in (OVER_BUDGET, REFUSED)]
+    return {"probe_seconds": round(probe, 3), "map_seconds": round(map_seconds, 3), "train_seconds": round(train, 3),
             "infeasible_seconds": round(sum(r["seconds"] or 0 for r in infeasible), 3),
             "infeasible_train_seconds": round(sum(r["train_seconds"] or 0 for r in infeasible), 3)}
 
@@ -78,6 +79,11 @@ def finish(ctx: SearchContext, study, *, search_seconds: float, show_progress: b
     from edgeskd.search.report import write_report
 
     cfg, run_dir = ctx.config, ctx.run_dir
+    if ctx.latency_map is not None:  # entries the trials added (continuous spaces) go into the saved copy too
+        from edgeskd.search.latency_map import refresh, save_map
+
+        refresh(ctx.latency_map, study)
+        save_map(ctx.latency_map, run_dir)
     rows = trial_rows(study, cfg.statistic)
     counts: dict[str, int] = {}
     for r in rows:
@@ -86,7 +92,12 @@ def finish(ctx: SearchContext, study, *, search_seconds: float, show_progress: b
         "study": cfg.study, "run_dir": str(run_dir), "storage": cfg.storage_display, "teacher": cfg.teacher,
         "data": cfg.data, "target": cfg.target, "budget_ms": cfg.latency_ms, "statistic": cfg.statistic,
         "metric": cfg.metric, "pareto": cfg.pareto, "counts": counts, "trials": len(rows),
-        "search_seconds": round(search_seconds, 2), "time": time_shares(rows), "winner": None, "ok": False,
+        "search_seconds": round(search_seconds, 2), "winner": None, "ok": False,
+        "time": time_shares(rows, ctx.latency_map.seconds if ctx.latency_map is not None else 0.0),
+        # --trials counts trainings; the others cost no training (see edgeskd.search.records)
+        "trained": sum(r["outcome"] in TRAINED for r in rows), "reused": counts.get(REUSED, 0),
+        "refused": counts.get(REFUSED, 0) + counts.get(OVER_BUDGET, 0),
+        "latency_map": _map_summary(ctx.latency_map),
     }
     if cfg.demo:
         summary["note"] = DEMO_NOTE
@@ -104,11 +115,13 @@ def finish(ctx: SearchContext, study, *, search_seconds: float, show_progress: b
         atomic_write_json(run_dir / SUMMARY_NAME, summary)
         raise SearchError(message)
     if winner is None:
-        measured = [r for r in rows if r["latency_ms"] is not None]
-        if measured and counts.get(OVER_BUDGET, 0) == len(rows):
+        measured = [r for r in rows if r["latency_ms"] is not None] + _map_rows(ctx.latency_map)
+        if measured and sum(counts.get(k, 0) for k in NOT_COUNTED) == len(rows) and \
+                not any(r.get("ok") for r in measured):
             fastest = min(measured, key=lambda r: r["latency_ms"])
             message = (f"no candidate meets the {cfg.statistic} budget of {cfg.latency_ms:g} ms on {cfg.target}: "
-                       f"the fastest of {len(measured)} measured was trial {fastest['number']} (depth "
+                       f"the fastest of {len(measured)} measured was "
+                       f"{'trial ' if isinstance(fastest['number'], int) else ''}{fastest['number']} (depth "
                        f"{fastest['depth']}, width {fastest['width']}, resolution {fastest['resolution']}) at "
                        f"{fastest['latency_ms']:.2f} ms; nothing was trained. Raise --latency-ms or use a space with "
                        f"smaller students (--space)")
@@ -131,6 +144,22 @@ def finish(ctx: SearchContext, study, *, search_seconds: float, show_progress: b
     return summary
 
 
+def _map_summary(latency_map) -> dict[str, Any] | None:
+    if latency_map is None:
+        return None
+    info = latency_map.to_dict()
+    return {k: v for k, v in info.items() if k != "entries"}
+
+
+def _map_rows(latency_map) -> list[dict[str, Any]]:
+    """Latency-map entries shaped like trial rows (for the 'no candidate fits' message)."""
+    if latency_map is None:
+        return []
+    return [{"number": f"latency-map candidate {e.key!r}", "latency_ms": e.latency_ms.get(latency_map.statistic),
+             "ok": e.ok, **{k: e.student.get(k) for k in ("depth", "width", "resolution")}}
+            for e in latency_map.entries.values() if e.latency_ms.get(latency_map.statistic) is not None]
+
+
 def _confirm_latency(ctx: SearchContext, ranked: list) -> tuple[Any, list[dict[str, Any]]]:
     """Walk the ranked candidates and return the first whose fresh (uncached) measurement still meets the budget,
     before any final training is spent on it; a candidate that passed its trial gate only by noise is skipped."""
@@ -139,7 +168,7 @@ def _confirm_latency(ctx: SearchContext, ranked: list) -> tuple[Any, list[dict[s
     cfg, stages = ctx.config, ctx.stages
     rejected: list[dict[str, Any]] = []
     for trial in ranked:
-        spec = StudentSpec.from_dict(trial.user_attrs["student"])
+        spec = StudentSpec.from_dict(TrialRecord.from_trial(trial).student)
         model = stages.build_student(spec, ctx.teacher)
         measurement = stages.measure(model, spec.resolution, ctx.target, None)
         ok, reason = stages.check_budget(measurement, cfg.latency_ms, cfg.statistic, ctx.target)
@@ -154,8 +183,9 @@ def _final(ctx: SearchContext, trial, show_progress: bool) -> dict[str, Any]:
     from edgeskd.models import StudentSpec
 
     cfg, stages = ctx.config, ctx.stages
-    spec = StudentSpec.from_dict(trial.user_attrs["student"])
-    values = {**trial.user_attrs["train_config"], **ctx.space.schedule.final}
+    record = TrialRecord.from_trial(trial)
+    spec = StudentSpec.from_dict(record.student)
+    values = {**record.train_config, **ctx.space.schedule.final}
     out = ctx.run_dir / "winner"
     started = time.perf_counter()
     resume = (out / "state.safetensors").is_file()  # a final training cut off earlier continues where it stopped
@@ -172,8 +202,8 @@ def _final(ctx: SearchContext, trial, show_progress: bool) -> dict[str, Any]:
         "val": _scalars(metrics.get("val")), "test": _scalars(metrics.get("test")),
         "confusion_matrix": (metrics.get("test") or metrics.get("val") or {}).get("confusion_matrix"),
         "classes": list(ctx.data.train.classes),
-        "search_latency_ms": trial.user_attrs.get("latency_ms"), **latency_attrs(measurement),
-        "parameters": trial.user_attrs.get("parameters"), "macs": trial.user_attrs.get("macs"),
+        "search_latency_ms": record.latency_ms, **latency_attrs(measurement),
+        "parameters": record.parameters, "macs": record.macs, "deployment": record.deployment,
         "train_seconds": round(train_seconds, 2), "checkpoint": str(result.checkpoint),
         "budget_ok": bool(ok), "budget_reason": str(reason), "bundle": None,
     }

@@ -17,6 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     from edgeskd.errors import EdgeskdError
     from edgeskd.search.config import CONFIG_NAME, SearchConfig
     from edgeskd.search.driver import (DEADLINE_ENV, STORAGE_ENV, WORKER_ENV, StopAfter, open_study)
+    from edgeskd.search.latency_map import load_map
     from edgeskd.search.objective import SearchContext, make_objective
     from edgeskd.search.storage import mask_url, open_storage, resolve_storage
 
@@ -33,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         config = SearchConfig.from_dict(json.loads((run_dir / CONFIG_NAME).read_text()))
         info = resolve_storage(os.environ.get(STORAGE_ENV), run_dir, config.workers)
         ctx = SearchContext.load(config)
-        study = open_study(config, open_storage(info), ctx.space.pruner, worker=worker)
+        study = open_study(config, open_storage(info), ctx.space.pruner, worker=worker, sampler=ctx.space.sampler)
+        ctx.latency_map = load_map(ctx, study)
         deadline = os.environ.get(DEADLINE_ENV)
         timeout = max(0.0, float(deadline) - time.time()) if deadline else None
         study.optimize(make_objective(ctx), timeout=timeout, callbacks=[StopAfter(config.trials)],

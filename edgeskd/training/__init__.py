@@ -1,7 +1,8 @@
 """Training: dual weight selection + self-knowledge distillation + fine-tuning, the baselines, and evaluation.
 
 Public surface: TrainConfig, METHODS, train, TrainResult, evaluate, compare_methods, summarise, format_table,
-classification_metrics, finetune_teacher. See docs/training.md.
+classification_metrics, finetune_teacher, and the method registry (Method, register_method, get_method,
+available_methods; one file per method in training/methods/). See docs/training.md.
 """
 
 import importlib
@@ -13,11 +14,13 @@ _WHERE = {
     "METHODS": "config", "TrainConfig": "config",
     "evaluate": "evaluation", "evaluate_tensors": "evaluation",
     "classification_metrics": "metrics",
+    "Method": "methods", "available_methods": "methods", "get_method": "methods", "register_method": "methods",
     "TrainResult": "trainer", "check_compatible": "trainer", "finetune_teacher": "trainer", "train": "trainer",
 }
 
 __all__ = ["METHODS", "TrainConfig", "TrainResult", "train", "evaluate", "evaluate_tensors", "compare_methods",
-           "summarise", "format_table", "classification_metrics", "finetune_teacher", "check_compatible"]
+           "summarise", "format_table", "classification_metrics", "finetune_teacher", "check_compatible",
+           "Method", "register_method", "get_method", "available_methods"]
 
 
 def __getattr__(name: str) -> Any:

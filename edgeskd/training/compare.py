@@ -12,7 +12,8 @@ import torch.nn as nn
 from edgeskd.data.preprocess import PreprocessSpec
 from edgeskd.errors import TrainingError
 from edgeskd.models import StudentSpec
-from edgeskd.training.config import METHODS, TrainConfig
+from edgeskd.training.config import TrainConfig
+from edgeskd.training.methods import available_methods, get_method, is_method
 from edgeskd.training.trainer import _tensors, finetune_teacher, train
 
 TABLE_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auroc_macro", "ece")
@@ -23,22 +24,26 @@ def compare_methods(methods: list[str], spec: StudentSpec, data, teacher: nn.Mod
                     on_row: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
     """One row per (method, seed): {"method", "seed", "seconds", "val": {...}, "test": {...}} (summary metrics).
 
-    classic-kd's teacher is fine-tuned once per seed and shared. `on_row` sees each row as soon as it exists.
+    A method that needs a fine-tuned teacher (classic-kd) gets one made once per seed and shared. `on_row` sees each
+    row as soon as it exists. Method options of `base_config` go only to the method they belong to (they are
+    checked against that method's declared options).
     """
-    unknown = [m for m in methods if m not in METHODS]
+    unknown = [m for m in methods if not is_method(m)]
     if unknown:
-        raise TrainingError(f"unknown method(s) {unknown}; expected some of {', '.join(METHODS)}")
+        raise TrainingError(f"unknown method(s) {unknown}; expected some of {', '.join(available_methods())}")
     rows = []
     for seed in seeds:
         kd_teacher = None
         for method in methods:
-            config = base_config.replace(method=method, seed=seed)
-            if method == "classic-kd" and kd_teacher is None:
+            needs_teacher = get_method(method).needs_kd_teacher
+            options = base_config.method_options if method == base_config.method else {}
+            config = base_config.replace(method=method, seed=seed, method_options=options)
+            if needs_teacher and kd_teacher is None:
                 pre = PreprocessSpec.for_model(teacher, size=spec.resolution, channels=spec.in_chans)
                 kd_teacher = finetune_teacher(teacher, _tensors(data.train, pre), None, config, progress=progress)
             run_dir = Path(out_dir) / f"{method}-seed{seed}" if out_dir is not None else None
             result = train(spec, data, teacher, config, out_dir=run_dir, progress=progress,
-                           kd_teacher=kd_teacher if method == "classic-kd" else None)
+                           kd_teacher=kd_teacher if needs_teacher else None)
             row = {"method": method, "seed": seed, "seconds": round(result.seconds, 1),
                    "best_epoch": result.info.get("best_epoch"),
                    **{split: {k: m.get(k) for k in TABLE_METRICS} for split, m in result.metrics.items() if m}}

@@ -6,19 +6,23 @@ docs/training.md for what comes from the paper and what is our choice.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+import math
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from edgeskd.errors import TrainingError
+from edgeskd.training.methods import builtin_methods, get_method, is_method
 
 # dual-skd is ours (after Tsutsumi et al.); the others are the baselines the same trainer runs for comparison.
-METHODS = ("dual-skd", "single-ws", "random-init", "classic-kd", "dml")
+# One file per method in edgeskd/training/methods/ (the registry); this is the built-in list, read from file names.
+METHODS = builtin_methods()
 B_INITS = ("selection", "copy-a")
 
 
 @dataclass
 class TrainConfig:
     method: str = "dual-skd"
+    method_options: dict[str, Any] = field(default_factory=dict)  # options the method declares (--method-option)
     # weight selection (edgeskd.selection strategy strings): A ships, B is the auxiliary model of dual-skd / dml
     strategy_a: str = "uniform+first"
     strategy_b: str = "uniform:offset=1+even"
@@ -64,8 +68,12 @@ class TrainConfig:
         self.validate()
 
     def validate(self) -> None:
-        if self.method not in METHODS:
-            raise TrainingError(f"unknown training method {self.method!r}; expected one of {', '.join(METHODS)}")
+        if not is_method(self.method):
+            get_method(self.method)  # raises, naming the methods there are
+        if not isinstance(self.method_options, dict):
+            raise TrainingError(f"method_options must be a JSON object of key: value; got {self.method_options!r}")
+        if self.method_options:
+            get_method(self.method).check_options(self.method_options)
         if self.head_init not in ("timm", "zero"):
             raise TrainingError(f"head_init must be 'timm' or 'zero'; got {self.head_init!r}")
         if self.b_init not in B_INITS:
@@ -80,6 +88,9 @@ class TrainConfig:
             "val_every": self.val_every >= 1, "teacher_epochs": self.teacher_epochs >= 1,
             "b_probe_epochs": self.b_probe_epochs >= 0, "grad_clip": self.grad_clip >= 0,
         }
+        # NaN fails every comparison above, but Inf passes "> 0": refuse both by name
+        checks.update({f.name: False for f in fields(self) if isinstance(getattr(self, f.name), float)
+                       and not math.isfinite(getattr(self, f.name))})
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             raise TrainingError("invalid training config value(s): "
@@ -88,7 +99,10 @@ class TrainConfig:
             raise TrainingError("epochs_skd + epochs_finetune must be at least 1")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if not out["method_options"]:
+            del out["method_options"]  # runs without options keep the config (and resume check) they had before
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:

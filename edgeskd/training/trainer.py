@@ -1,11 +1,14 @@
-"""The trainer: dual weight selection -> SKD stage -> fine-tuning stage, and the baselines, in one loop.
+"""The trainer: one method-agnostic loop for every training method (dual weight selection + SKD and the baselines).
 
-Stage 1 ("skd") runs for `epochs_skd` epochs with the method's own loss on two augmented views x1, x2 of a batch:
+Stage 1 ("skd") runs for `epochs_skd` epochs with the method's own loss on two augmented views x1, x2 of a batch.
+Methods live in edgeskd/training/methods/ (one file each, a registry by name; base.py holds the protocol):
   dual-skd     CE(A(x1), y) + lambda * T^2 * KL(B(x2) || A(x1)); B is an EMA of A that starts from its own selection
   dml          the same for A with B a trained peer (not an EMA), and symmetrically for B (deep mutual learning)
   classic-kd   CE(A(x1), y) + lambda * T^2 * KL(teacher(x2) || A(x1)); the teacher is first fine-tuned on the task
   single-ws    CE(A(x1), y) from one weight selection (Xu et al.)
   random-init  CE(A(x1), y) from timm's random initialisation
+The loop (_Loop) is split into stage -> epoch -> step, validation and checkpoint; train() prepares the data and the
+run, and _final_evaluation restores the best epoch, evaluates and writes the outputs.
 Stage 2 ("finetune") trains A alone with CE at lr * finetune_lr_scale for `epochs_finetune` epochs. Every method has
 the same schedule, data, split and seed, so rows of a comparison differ only in initialisation and stage-1 loss.
 
@@ -35,7 +38,10 @@ from edgeskd.models import Checkpoint, StudentSpec, build_student, create_model,
 from edgeskd.training.augment import augment_batch
 from edgeskd.training.config import TrainConfig
 from edgeskd.training.evaluation import evaluate_tensors, primary_metric
-from edgeskd.training.losses import distillation_loss, supervised_loss
+from edgeskd.training.losses import supervised_loss
+from edgeskd.training.methods import get_method
+from edgeskd.training.methods.base import (Method, Run, StepBatch, batch_indices, cosine, epoch_seed,
+                                           make_optimizer)
 
 STATE_FILE = "state.safetensors"
 STATE_FORMAT = "edgeskd.train-state/1"
@@ -68,15 +74,6 @@ def _tensors(image_set, pre: PreprocessSpec) -> _Data:
 
     x, y = to_tensors(image_set, pre)
     return _Data(torch.as_tensor(x).float(), torch.as_tensor(y), list(image_set.classes), bool(image_set.multilabel))
-
-
-def _epoch_seed(seed: int, stage: int, epoch: int) -> int:
-    digest = hashlib.sha256(f"{seed}/{stage}/{epoch}".encode()).digest()
-    return int.from_bytes(digest[:7], "little")
-
-
-def _cosine(step: int, total: int, peak: float) -> float:
-    return peak * 0.5 * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
 
 
 def check_compatible(spec: StudentSpec, teacher: nn.Module, classes: list[str]) -> None:
@@ -121,44 +118,23 @@ def _unprefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torc
     return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
-@torch.no_grad()
-def _ema_update(ema: nn.Module, model: nn.Module, momentum: float) -> None:
-    for e, m in zip(ema.state_dict().values(), model.state_dict().values()):
-        if e.dtype.is_floating_point:
-            e.mul_(momentum).add_(m.detach(), alpha=1 - momentum)
-        else:
-            e.copy_(m)
-
-
-def _make_optimizer(params, config: TrainConfig, lr: float) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(params, lr=lr, weight_decay=config.weight_decay)
-
-
-def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
-    perm = torch.randperm(n, generator=generator)
-    chunks = list(perm.split(batch_size))
-    if len(chunks) > 1 and len(chunks[-1]) < 2:  # a batch of one breaks BatchNorm in train mode
-        chunks = chunks[:-1]
-    return chunks
-
-
 def finetune_teacher(teacher: nn.Module, train: _Data, val: _Data | None, config: TrainConfig, *,
                      progress: bool = False) -> nn.Module:
     """classic-kd's teacher: a copy of `teacher` with a new head, fine-tuned with CE on the labelled training set."""
     from tqdm.auto import tqdm
 
     model = copy.deepcopy(teacher)
-    gen = torch.Generator().manual_seed(_epoch_seed(config.seed, -1, 0))
-    torch.manual_seed(_epoch_seed(config.seed, -1, 0))
+    gen = torch.Generator().manual_seed(epoch_seed(config.seed, -1, 0))
+    torch.manual_seed(epoch_seed(config.seed, -1, 0))
     model.reset_classifier(len(train.classes))
     model.train()
-    opt = _make_optimizer(model.parameters(), config, config.teacher_lr)
-    per_epoch = len(_batches(len(train.x), config.batch_size, torch.Generator().manual_seed(0)))
+    opt = make_optimizer(model.parameters(), config, config.teacher_lr)
+    per_epoch = len(batch_indices(len(train.x), config.batch_size, torch.Generator().manual_seed(0)))
     total, step = config.teacher_epochs * per_epoch, 0
     for epoch in tqdm(range(config.teacher_epochs), desc="teacher fine-tune", disable=not progress, leave=False):
-        for idx in _batches(len(train.x), config.batch_size, gen):
+        for idx in batch_indices(len(train.x), config.batch_size, gen):
             for group in opt.param_groups:
-                group["lr"] = _cosine(step, total, config.teacher_lr)
+                group["lr"] = cosine(step, total, config.teacher_lr)
             x = augment_batch(train.x[idx], config.augment, config.hflip, gen)
             loss = supervised_loss(model(x), train.y[idx], train.multilabel, config.label_smoothing)
             if not torch.isfinite(loss):
@@ -172,107 +148,6 @@ def finetune_teacher(teacher: nn.Module, train: _Data, val: _Data | None, config
     return model.eval()
 
 
-class _Run:
-    """One training run's models, optimizers and bookkeeping."""
-
-    def __init__(self, spec: StudentSpec, teacher: nn.Module, config: TrainConfig, train: _Data, val: _Data,
-                 unlabelled: _Data | None, kd_teacher: nn.Module | None, progress: bool) -> None:
-        self.spec, self.teacher, self.config = spec, teacher, config
-        self.train, self.val, self.unlabelled = train, val, unlabelled
-        self.progress = progress
-        self.multilabel = train.multilabel
-        torch.manual_seed(config.seed)
-        self.a = build_student(spec, teacher)
-        self.b: nn.Module | None = None
-        self.kd_teacher = kd_teacher
-        self.selection_report: dict[str, Any] = {}
-        self._initialise()
-
-    def _initialise(self) -> None:
-        cfg = self.config
-        if cfg.head_init == "zero":
-            with torch.no_grad():
-                for p in self.a.get_classifier().parameters():
-                    p.zero_()
-        if cfg.method in ("single-ws", "classic-kd"):
-            from edgeskd.selection import apply_selection, select_weights
-
-            sel = select_weights(self.teacher, self.a, cfg.strategy_a)
-            apply_selection(self.a, sel)
-            self.selection_report = {"a": cfg.strategy_a}
-        elif cfg.method in ("dual-skd", "dml"):
-            from edgeskd.selection import apply_selection, select_dual
-
-            self.b = build_student(self.spec, self.teacher)
-            if cfg.head_init == "zero":
-                with torch.no_grad():
-                    for p in self.b.get_classifier().parameters():
-                        p.zero_()
-            dual = select_dual(self.teacher, self.a, strategy_a=cfg.strategy_a, strategy_b=cfg.strategy_b)
-            apply_selection(self.a, dual.a)
-            apply_selection(self.b, dual.b)
-            self.selection_report = {"a": cfg.strategy_a, "b": cfg.strategy_b}
-            if cfg.method == "dual-skd":
-                if cfg.b_init == "copy-a":
-                    self.b.load_state_dict(self.a.state_dict())
-                else:
-                    # the head is never selected: B gets A's (random) head so the first KL targets are not noise
-                    self.b.get_classifier().load_state_dict(self.a.get_classifier().state_dict())
-                for p in self.b.parameters():
-                    p.requires_grad_(False)
-        if cfg.method == "classic-kd" and self.kd_teacher is None:
-            raise TrainingError("classic-kd needs a teacher fine-tuned on the task (train() makes one)")
-
-    def probe_b(self) -> None:
-        """dual-skd with b_probe_epochs: fit only B's head on the labels, so B's own subset speaks from step 0."""
-        cfg = self.config
-        head = self.b.get_classifier()
-        for p in head.parameters():
-            p.requires_grad_(True)
-        opt = _make_optimizer(head.parameters(), cfg, cfg.lr)
-        gen = torch.Generator().manual_seed(_epoch_seed(cfg.seed, -2, 0))
-        self.b.train()
-        for _ in range(cfg.b_probe_epochs):
-            for idx in _batches(len(self.train.x), cfg.batch_size, gen):
-                x = augment_batch(self.train.x[idx], cfg.augment, cfg.hflip, gen)
-                loss = supervised_loss(self.b(x), self.train.y[idx], self.multilabel, cfg.label_smoothing)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-        for p in head.parameters():
-            p.requires_grad_(False)
-
-    # -- one step --------------------------------------------------------------------------------------------------
-    def step_losses(self, stage: str, xl: torch.Tensor, yl: torch.Tensor, xu: torch.Tensor | None,
-                    kd_scale: float, gen: torch.Generator) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """Loss terms for A (and for B in dml) on one labelled batch plus an optional unlabelled batch."""
-        cfg = self.config
-        x_all = xl if xu is None else torch.cat([xl, xu])
-        x1 = augment_batch(x_all, cfg.augment, cfg.hflip, gen)
-        n = len(xl)
-        terms_a: dict[str, torch.Tensor] = {}
-        terms_b: dict[str, torch.Tensor] = {}
-        kd_method = stage == "skd" and cfg.method in ("dual-skd", "dml", "classic-kd") and cfg.kd_weight > 0
-        if not kd_method:
-            logits = self.a(x1[:n])  # unlabelled images carry no signal without a KD term
-            terms_a["ce"] = supervised_loss(logits, yl, self.multilabel, cfg.label_smoothing)
-            return terms_a, terms_b
-        x2 = augment_batch(x_all, cfg.augment, cfg.hflip, gen)
-        logits_a = self.a(x1)
-        terms_a["ce"] = supervised_loss(logits_a[:n], yl, self.multilabel, cfg.label_smoothing)
-        if cfg.method == "dml":
-            logits_b = self.b(x2)
-            terms_b["ce"] = supervised_loss(logits_b[:n], yl, self.multilabel, cfg.label_smoothing)
-            terms_a["kd"] = kd_scale * distillation_loss(logits_a, logits_b.detach(), cfg.temperature, self.multilabel)
-            terms_b["kd"] = kd_scale * distillation_loss(logits_b, logits_a.detach(), cfg.temperature, self.multilabel)
-        else:
-            source = self.b if cfg.method == "dual-skd" else self.kd_teacher
-            with torch.no_grad():
-                target = source(x2)
-            terms_a["kd"] = kd_scale * distillation_loss(logits_a, target, cfg.temperature, self.multilabel)
-        return terms_a, terms_b
-
-
 def _check_finite(terms: dict[str, torch.Tensor], model: str, where: str, state_path: Path | None) -> None:
     for name, value in terms.items():
         if not torch.isfinite(value):
@@ -282,6 +157,170 @@ def _check_finite(terms: dict[str, torch.Tensor], model: str, where: str, state_
                                 f"({kept}); lower lr or kd_weight, or check the input images")
 
 
+@dataclass
+class _Stage:
+    index: int
+    name: str          # "skd" (the method's own losses) or "finetune" (CE on A)
+    epochs: int
+    peak_lr: float
+
+
+class _Loop:
+    """The method-agnostic loop: stages of epochs of steps, validation, checkpoints. `meta` is what resume restores."""
+
+    def __init__(self, run: Run, method: Method, config: TrainConfig, monitor: str, meta: dict[str, Any],
+                 saved: dict[str, torch.Tensor], out: Path | None, report, progress: bool) -> None:
+        self.run, self.method, self.config, self.monitor = run, method, config, monitor
+        self.meta, self.saved, self.out, self.report, self.progress = meta, saved, out, report, progress
+        self.state_path = out / STATE_FILE if out is not None else None
+        self.history: list[dict[str, Any]] = meta["history"]
+        self.best_state = _unprefixed(saved, "best/") or None
+        self.stages = [_Stage(0, "skd", config.epochs_skd, config.lr),
+                       _Stage(1, "finetune", config.epochs_finetune, config.lr * config.finetune_lr_scale)]
+        self.global_epoch = sum(s.epochs for s in self.stages[:meta["stage"]]) + meta["epoch"]
+        self.opt_a: torch.optim.Optimizer | None = None
+        self.opt_b: torch.optim.Optimizer | None = None
+
+    def run_all(self) -> None:
+        from tqdm.auto import tqdm
+
+        total = sum(s.epochs for s in self.stages)
+        self.bar = tqdm(total=total, initial=self.global_epoch, desc=f"train {self.config.method}",
+                        disable=not self.progress)
+        try:
+            for stage in self.stages[self.meta["stage"]:]:
+                if self.meta["stopped_early"]:
+                    break
+                self.run_stage(stage)
+        finally:
+            self.bar.close()
+
+    # -- one stage -----------------------------------------------------------------------------------------------
+    def run_stage(self, stage: _Stage) -> None:
+        run, config, meta = self.run, self.config, self.meta
+        self.opt_a = make_optimizer(run.a.parameters(), config, stage.peak_lr)
+        self.opt_b = make_optimizer(run.b.parameters(), config, stage.peak_lr) if self.method.trains_b(stage.name) \
+            else None
+        first_epoch = meta["epoch"] if stage.index == meta["stage"] else 0
+        if self.saved and stage.index == meta["stage"] and first_epoch > 0:
+            _load_opt(self.opt_a, self.saved, "optA/")
+            if self.opt_b is not None:
+                _load_opt(self.opt_b, self.saved, "optB/")
+        per_epoch = len(batch_indices(len(run.train.x), config.batch_size, torch.Generator().manual_seed(0)))
+        for epoch in range(first_epoch, stage.epochs):
+            record = self.train_epoch(stage, epoch, per_epoch)
+            self.global_epoch += 1
+            record = {"epoch": self.global_epoch, **record}
+            last_of_stage = epoch + 1 == stage.epochs
+            validate = (epoch + 1) % config.val_every == 0 or last_of_stage
+            if validate:
+                self.validate(record)
+            self.history.append(record)
+            meta["stage"], meta["epoch"] = (stage.index + 1, 0) if last_of_stage else (stage.index, epoch + 1)
+            stop_stage = validate and config.patience and meta["bad_epochs"] >= config.patience
+            if stop_stage and not last_of_stage:
+                # early stop ends the current stage: stage 1 moves on to fine-tuning, stage 2 ends the run
+                record["early_stop"] = True
+                meta["bad_epochs"] = 0
+                meta["stage"], meta["epoch"] = stage.index + 1, 0
+                if stage.name == "finetune" or config.epochs_finetune == 0:
+                    meta["stopped_early"] = True
+            self.save()
+            self.bar.update(1)
+            key = "val_" + self.monitor
+            self.bar.set_postfix({self.monitor: f"{record.get(key, float('nan')):.4f}"} if validate else {})
+            if validate and self.report is not None:
+                self.report(self.global_epoch, float(record[key] or 0.0))
+            if meta["stage"] != stage.index:
+                if record.get("early_stop"):
+                    self.bar.update(stage.epochs - epoch - 1)
+                    self.global_epoch += stage.epochs - epoch - 1
+                break
+
+    # -- one epoch -----------------------------------------------------------------------------------------------
+    def train_epoch(self, stage: _Stage, epoch: int, per_epoch: int) -> dict[str, Any]:
+        from tqdm.auto import tqdm
+
+        run, config, meta, method = self.run, self.config, self.meta, self.method
+        seed = epoch_seed(config.seed, stage.index, epoch)
+        gen = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)  # dropout / drop-path inside the models
+        run.a.train()
+        if run.b is not None:
+            run.b.train()
+        sums: dict[str, float] = {}
+        t0 = time.perf_counter()
+        batches = batch_indices(len(run.train.x), config.batch_size, gen)
+        unl = run.unlabelled
+        unl_order = torch.randperm(len(unl.x), generator=gen) if unl is not None and stage.name == "skd" else None
+        n_unl = max(1, int(round(config.batch_size * config.unlabelled_ratio)))
+        stage_steps = stage.epochs * per_epoch
+        ramp = config.kd_ramp * stage_steps
+        lr = stage.peak_lr
+        for i, idx in enumerate(tqdm(batches, desc=f"{stage.name} {epoch + 1}/{stage.epochs}", leave=False,
+                                     disable=not self.progress)):
+            step_in_stage = epoch * per_epoch + i
+            lr = cosine(step_in_stage, stage_steps, stage.peak_lr)
+            for opt in (self.opt_a, self.opt_b):
+                if opt is not None:
+                    for group in opt.param_groups:
+                        group["lr"] = lr
+            kd_scale = config.kd_weight * (min(1.0, (step_in_stage + 1) / ramp) if ramp >= 1 else 1.0)
+            xu = None
+            if unl_order is not None:
+                xu = run.batch_x(unl, unl_order[(i * n_unl) % len(unl_order):][:n_unl])
+            batch = StepBatch(run.batch_x(run.train, idx), run.batch_y(run.train, idx), xu, kd_scale, gen)
+            where = f"stage '{stage.name}' epoch {epoch + 1} batch {i + 1} (global step {meta['step'] + 1})"
+            terms_a, terms_b = self.step(stage, batch, where)
+            meta["step"] += 1
+            for name, value in terms_a.items():
+                sums[f"loss_{name}"] = sums.get(f"loss_{name}", 0.0) + value.item()
+            for name, value in terms_b.items():
+                sums[f"loss_b_{name}"] = sums.get(f"loss_b_{name}", 0.0) + value.item()
+        return {"stage": stage.name, "stage_epoch": epoch + 1, "step": meta["step"], "lr_end": lr,
+                **{k: v / max(len(batches), 1) for k, v in sums.items()},
+                "train_seconds": round(time.perf_counter() - t0, 3)}
+
+    def step(self, stage: _Stage, batch: StepBatch, where: str) -> tuple[dict[str, torch.Tensor], ...]:
+        run, config = self.run, self.config
+        terms_a, terms_b = self.method.losses(run, stage.name, batch)
+        _check_finite(terms_a, "A", where, self.state_path)
+        _check_finite(terms_b, "B", where, self.state_path)
+        loss = sum(terms_a.values()) + (sum(terms_b.values()) if terms_b else 0)
+        self.opt_a.zero_grad(set_to_none=True)
+        if self.opt_b is not None:
+            self.opt_b.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip:
+            nn.utils.clip_grad_norm_(run.a.parameters(), config.grad_clip)
+            if self.opt_b is not None:
+                nn.utils.clip_grad_norm_(run.b.parameters(), config.grad_clip)
+        self.opt_a.step()
+        if self.opt_b is not None:
+            self.opt_b.step()
+        self.method.after_step(run, stage.name)
+        return terms_a, terms_b
+
+    # -- validation and checkpoint -------------------------------------------------------------------------------
+    def validate(self, record: dict[str, Any]) -> None:
+        run, meta, monitor = self.run, self.meta, self.monitor
+        vm = evaluate_tensors(run.a, run.val.x, run.val.y, run.val.classes, run.val.multilabel,
+                              batch_size=self.config.eval_batch_size)
+        value = vm[monitor]
+        record.update({"val_" + monitor: value, "val_accuracy": vm["accuracy"], "val_nll": vm.get("nll"),
+                       "val_ece": vm["ece"]})
+        if meta["best"] is None or (value is not None and value > meta["best"]):
+            meta["best"], meta["best_epoch"], meta["bad_epochs"] = value, self.global_epoch, 0
+            self.best_state = {k: v.detach().clone() for k, v in run.a.state_dict().items()}
+        else:
+            meta["bad_epochs"] += 1
+
+    def save(self) -> None:
+        if self.out is not None:
+            _write_state(self.state_path, self.run, self.opt_a, self.opt_b, self.best_state, self.meta, self.config)
+            _write_log(self.out, self.history)
+
+
 def train(spec: StudentSpec, data, teacher: nn.Module, config: TrainConfig | None = None, *,
           out_dir: str | Path | None = None, report: Callable[[int, float], None] | None = None,
           resume: bool = False, progress: bool = True, kd_teacher: nn.Module | None = None) -> TrainResult:
@@ -289,12 +328,12 @@ def train(spec: StudentSpec, data, teacher: nn.Module, config: TrainConfig | Non
 
     report(epoch, val_metric) is called after each validation (epoch counts over both stages from 1); it may raise
     (e.g. optuna.TrialPruned) to stop the run: the epoch's state is saved first and the exception propagates.
-    `kd_teacher` gives classic-kd an already fine-tuned teacher (comparisons fine-tune it once per seed).
+    `kd_teacher` gives a method that needs one (classic-kd) an already fine-tuned teacher (comparisons fine-tune it
+    once per seed).
     """
-    from tqdm.auto import tqdm
-
     config = config or TrainConfig()
     config.validate()
+    method = get_method(config.method)
     started = time.perf_counter()
     out = Path(out_dir) if out_dir is not None else None
     if resume and out is None:
@@ -322,133 +361,29 @@ def train(spec: StudentSpec, data, teacher: nn.Module, config: TrainConfig | Non
     elif resume:
         raise TrainingError(f"--resume: no training state at {state_path}")
 
-    if config.method == "classic-kd" and kd_teacher is None:
+    if method.needs_kd_teacher and kd_teacher is None:
         kd_teacher = _cached_teacher(out, teacher, train_d, val_d, config, progress)
-    run = _Run(spec, teacher, config, train_d, val_d, unl, kd_teacher, progress)
+    run = Run(spec, teacher, config, method, train_d, val_d, unl, kd_teacher if method.needs_kd_teacher else None,
+              progress)
     if saved:
         run.a.load_state_dict(_unprefixed(saved, "A/"))
         if run.b is not None:
             run.b.load_state_dict(_unprefixed(saved, "B/"))
-    elif config.method == "dual-skd" and config.b_probe_epochs and config.epochs_skd:
-        run.probe_b()
-    best_state = _unprefixed(saved, "best/") or None
+    else:
+        method.prepare(run)
+    loop = _Loop(run, method, config, monitor, meta, saved, out, report, progress)
+    loop.run_all()
+    return _final_evaluation(run, loop, data, pre, config, monitor, out, started)
 
-    history: list[dict[str, Any]] = meta["history"]
-    stages = [("skd", config.epochs_skd, config.lr), ("finetune", config.epochs_finetune,
-                                                       config.lr * config.finetune_lr_scale)]
-    total_epochs = config.epochs_skd + config.epochs_finetune
-    global_epoch = sum(e for _, e, _ in stages[:meta["stage"]]) + meta["epoch"]
-    bar = tqdm(total=total_epochs, initial=global_epoch, desc=f"train {config.method}", disable=not progress)
-    try:
-        for stage_idx in range(meta["stage"], len(stages)):
-            stage, epochs, peak = stages[stage_idx]
-            if meta["stopped_early"]:
-                break
-            trainable_b = stage == "skd" and config.method == "dml"
-            opt_a = _make_optimizer(run.a.parameters(), config, peak)
-            opt_b = _make_optimizer(run.b.parameters(), config, peak) if trainable_b else None
-            first_epoch = meta["epoch"] if stage_idx == meta["stage"] else 0
-            if saved and stage_idx == meta["stage"] and first_epoch > 0:
-                _load_opt(opt_a, saved, "optA/")
-                if opt_b is not None:
-                    _load_opt(opt_b, saved, "optB/")
-            per_epoch = len(_batches(len(train_d.x), config.batch_size, torch.Generator().manual_seed(0)))
-            stage_steps = epochs * per_epoch
-            for epoch in range(first_epoch, epochs):
-                seed = _epoch_seed(config.seed, stage_idx, epoch)
-                gen = torch.Generator().manual_seed(seed)
-                torch.manual_seed(seed)  # dropout / drop-path inside the models
-                run.a.train()
-                if run.b is not None:
-                    run.b.train()
-                sums: dict[str, float] = {}
-                t0 = time.perf_counter()
-                batches = _batches(len(train_d.x), config.batch_size, gen)
-                unl_order = torch.randperm(len(unl.x), generator=gen) if unl is not None and stage == "skd" else None
-                n_unl = max(1, int(round(config.batch_size * config.unlabelled_ratio)))
-                for i, idx in enumerate(tqdm(batches, desc=f"{stage} {epoch + 1}/{epochs}", leave=False,
-                                             disable=not progress)):
-                    step_in_stage = epoch * per_epoch + i
-                    lr = _cosine(step_in_stage, stage_steps, peak)
-                    for opt in (opt_a, opt_b):
-                        if opt is not None:
-                            for group in opt.param_groups:
-                                group["lr"] = lr
-                    ramp = config.kd_ramp * stage_steps
-                    kd_scale = config.kd_weight * (min(1.0, (step_in_stage + 1) / ramp) if ramp >= 1 else 1.0)
-                    xu = None
-                    if unl_order is not None:
-                        take = unl_order[(i * n_unl) % len(unl_order):][:n_unl]
-                        xu = unl.x[take]
-                    terms_a, terms_b = run.step_losses(stage, train_d.x[idx], train_d.y[idx], xu, kd_scale, gen)
-                    where = f"stage '{stage}' epoch {epoch + 1} batch {i + 1} (global step {meta['step'] + 1})"
-                    _check_finite(terms_a, "A", where, state_path)
-                    _check_finite(terms_b, "B", where, state_path)
-                    loss = sum(terms_a.values()) + (sum(terms_b.values()) if terms_b else 0)
-                    opt_a.zero_grad(set_to_none=True)
-                    if opt_b is not None:
-                        opt_b.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if config.grad_clip:
-                        nn.utils.clip_grad_norm_(run.a.parameters(), config.grad_clip)
-                        if opt_b is not None:
-                            nn.utils.clip_grad_norm_(run.b.parameters(), config.grad_clip)
-                    opt_a.step()
-                    if opt_b is not None:
-                        opt_b.step()
-                    if stage == "skd" and config.method == "dual-skd":
-                        _ema_update(run.b, run.a, config.ema_momentum)
-                    meta["step"] += 1
-                    for name, value in terms_a.items():
-                        sums[f"loss_{name}"] = sums.get(f"loss_{name}", 0.0) + value.item()
-                    for name, value in terms_b.items():
-                        sums[f"loss_b_{name}"] = sums.get(f"loss_b_{name}", 0.0) + value.item()
-                global_epoch += 1
-                record: dict[str, Any] = {"epoch": global_epoch, "stage": stage, "stage_epoch": epoch + 1,
-                                          "step": meta["step"], "lr_end": lr,
-                                          **{k: v / max(len(batches), 1) for k, v in sums.items()},
-                                          "train_seconds": round(time.perf_counter() - t0, 3)}
-                last_of_stage = epoch + 1 == epochs
-                validate = (epoch + 1) % config.val_every == 0 or last_of_stage
-                if validate:
-                    vm = evaluate_tensors(run.a, val_d.x, val_d.y, val_d.classes, val_d.multilabel,
-                                          batch_size=config.eval_batch_size)
-                    value = vm[monitor]
-                    record.update({"val_" + monitor: value, "val_accuracy": vm["accuracy"], "val_nll": vm.get("nll"),
-                                   "val_ece": vm["ece"]})
-                    if meta["best"] is None or (value is not None and value > meta["best"]):
-                        meta["best"], meta["best_epoch"], meta["bad_epochs"] = value, global_epoch, 0
-                        best_state = {k: v.detach().clone() for k, v in run.a.state_dict().items()}
-                    else:
-                        meta["bad_epochs"] += 1
-                history.append(record)
-                meta["stage"], meta["epoch"] = (stage_idx + 1, 0) if last_of_stage else (stage_idx, epoch + 1)
-                stop_stage = validate and config.patience and meta["bad_epochs"] >= config.patience
-                if stop_stage and not last_of_stage:
-                    # early stop ends the current stage: stage 1 moves on to fine-tuning, stage 2 ends the run
-                    record["early_stop"] = True
-                    meta["bad_epochs"] = 0
-                    meta["stage"], meta["epoch"] = stage_idx + 1, 0
-                    if stage == "finetune" or config.epochs_finetune == 0:
-                        meta["stopped_early"] = True
-                if out is not None:
-                    _write_state(state_path, run, opt_a, opt_b, best_state, meta, config)
-                    _write_log(out, history)
-                bar.update(1)
-                bar.set_postfix({monitor: f"{record.get('val_' + monitor, float('nan')):.4f}"} if validate else {})
-                if validate and report is not None:
-                    report(global_epoch, float(record["val_" + monitor] or 0.0))
-                if meta["stage"] != stage_idx:
-                    if record.get("early_stop"):
-                        bar.update(epochs - epoch - 1)
-                        global_epoch += epochs - epoch - 1
-                    break
-    finally:
-        bar.close()
 
-    if config.restore_best and best_state is not None:
-        run.a.load_state_dict(best_state)
+def _final_evaluation(run: Run, loop: _Loop, data, pre: PreprocessSpec, config: TrainConfig, monitor: str,
+                      out: Path | None, started: float) -> TrainResult:
+    """Restore the best epoch, evaluate on val and test, write the checkpoint, metrics and plots."""
+    meta, history = loop.meta, loop.history
+    if config.restore_best and loop.best_state is not None:
+        run.a.load_state_dict(loop.best_state)
     run.a.eval()
+    val_d = run.val
     metrics = {"val": evaluate_tensors(run.a, val_d.x, val_d.y, val_d.classes, val_d.multilabel,
                                        batch_size=config.eval_batch_size), "test": None}
     if len(data.test.labels):
@@ -456,13 +391,13 @@ def train(spec: StudentSpec, data, teacher: nn.Module, config: TrainConfig | Non
         metrics["test"] = evaluate_tensors(run.a, test_d.x, test_d.y, test_d.classes, test_d.multilabel,
                                            batch_size=config.eval_batch_size)
     seconds = time.perf_counter() - started
-    info = {"teacher": type(teacher).__name__, "teacher_arch": spec.teacher, "method": config.method,
+    info = {"teacher": type(run.teacher).__name__, "teacher_arch": run.spec.teacher, "method": config.method,
             "strategies": run.selection_report, "config": config.to_dict(), "best_epoch": meta["best_epoch"],
             "monitor": monitor, "dataset": data.name,
             "metrics": {split: _summary(m) for split, m in metrics.items() if m is not None}}
     ckpt_path = None
     if out is not None:
-        ckpt_path = save_checkpoint(out / "model.safetensors", Checkpoint(run.a, spec, pre, classes, info))
+        ckpt_path = save_checkpoint(out / "model.safetensors", Checkpoint(run.a, run.spec, pre, val_d.classes, info))
         atomic_write_json(out / "metrics.json", {"method": config.method, "best_epoch": meta["best_epoch"],
                                                   "monitor": monitor, **metrics})
         from edgeskd.training.plots import save_plots
@@ -490,7 +425,7 @@ def _cached_teacher(out: Path | None, teacher: nn.Module, train_d: _Data, val_d:
     return model
 
 
-def _write_state(path: Path, run: _Run, opt_a, opt_b, best_state, meta: dict[str, Any], config: TrainConfig) -> None:
+def _write_state(path: Path, run: Run, opt_a, opt_b, best_state, meta: dict[str, Any], config: TrainConfig) -> None:
     tensors = _prefixed(run.a.state_dict(), "A/")
     if run.b is not None:
         tensors.update(_prefixed(run.b.state_dict(), "B/"))

@@ -40,9 +40,15 @@ def tiny_bundle(tmp_path_factory, tiny_onnx):
 @pytest.fixture(scope="session")
 def openvino_cpu_precisions() -> set[str]:
     """Precisions OpenVINO's CPU plugin reports it computes in here (OPTIMIZATION_CAPABILITIES)."""
-    from edgeskd.latency.runners import openvino_precisions
+    return openvino_precisions()
 
-    return openvino_precisions("CPU")
+
+def openvino_precisions() -> set[str]:
+    """The float precisions (fp32/bf16/fp16) the OpenVINO adapter says this CPU computes in."""
+    from edgeskd.runtimes import get_adapter
+
+    report = get_adapter("openvino").device_precisions("CPU")
+    return {p for p in ("fp32", "bf16", "fp16") if report[p] == ""}
 
 
 @pytest.fixture(scope="session")
@@ -78,11 +84,35 @@ class _FakeCompiled:
         return object()
 
 
+class _FakeDim:
+    is_dynamic = False
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def get_length(self) -> int:
+        return self.n
+
+
+class _FakeShape(list):
+    rank = _FakeDim(4)
+
+
+class _FakeInput:
+    any_name = "input"
+
+    def get_partial_shape(self):
+        return _FakeShape([_FakeDim(1), _FakeDim(3), _FakeDim(32), _FakeDim(32)])
+
+
 class _FakeModel:
-    inputs = [type("Input", (), {"any_name": "input"})()]
+    inputs = [_FakeInput()]
 
     def reshape(self, shapes):
         pass
+
+    def get_ops(self):
+        return []
 
 
 def _fake_openvino(capabilities: list[str]):

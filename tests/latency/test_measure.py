@@ -57,22 +57,28 @@ def test_openvino_precision_follows_what_the_cpu_plugin_reports(tiny_onnx, openv
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
 def test_openvino_runner_with_a_mocked_cpu_report(tiny_onnx, fake_openvino_report, precision):
-    from edgeskd.latency.runners import open_openvino, openvino_precisions
+    from edgeskd.runtimes import get_adapter
 
-    supported = openvino_precisions("CPU")
+    adapter = get_adapter("openvino")
+    report = adapter.device_precisions("CPU")
+    supported = {p for p in ("fp32", "bf16", "fp16") if report[p] == ""}
     assert supported == {p for p, cap in (("fp32", "FP32"), ("bf16", "BF16"), ("fp16", "FP16"))
                          if cap in fake_openvino_report}
     target = get_target(f"openvino-cpu:{precision}")
     if precision in supported:
-        assert open_openvino(str(tiny_onnx), target, 1).precision == precision
+        assert adapter.open(str(tiny_onnx), precision=precision, threads=1, batch=1).precision == precision
     else:
         with pytest.raises(LatencyError, match=rf"asked for {precision} on CPU but the compiled model reports fp32; "
                                                r"CPU reports it computes in \['fp32'\]"):
-            open_openvino(str(tiny_onnx), target, 1)
+            adapter.open(str(tiny_onnx), precision=precision, threads=1, batch=1)
 
 
 def test_onnxruntime_provider_with_a_mocked_report(tiny_onnx, fake_ort_providers):
-    from edgeskd.latency.runners import open_onnxruntime
+    from edgeskd.runtimes import get_adapter
+
+    def open_onnxruntime(path, target, batch):
+        return get_adapter("ort").open(path, precision=target.precision, threads=target.threads, batch=batch,
+                                       options=target.options)
 
     target = get_target("ort-cuda")
     if "CUDAExecutionProvider" not in fake_ort_providers:

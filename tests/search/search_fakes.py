@@ -53,7 +53,7 @@ def _load_data(source: str, *, seed: int = 0, train_fraction: float = 1.0, **opt
 
 def _measure(model, resolution, target, cache):
     ms = fake_latency(model.depth, model.width, resolution)
-    _log("measure", ms=ms)
+    _log("measure", ms=ms, shape=[model.depth, model.width, resolution])
     return FakeMeasurement({"p50": ms * 0.9, "p90": ms * 0.95, "p95": ms, "p99": ms * 1.1, "mean": ms, "n": 10})
 
 

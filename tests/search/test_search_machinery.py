@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 from edgeskd.errors import SearchError
 from edgeskd.search import SearchConfig, run_search
 from edgeskd.search.config import space_digest
+from edgeskd.search.records import counted as is_counted
 from edgeskd.search.storage import mask_url, resolve_storage
 
 HERE = Path(__file__).parent
@@ -62,24 +63,27 @@ def test_over_budget_candidates_are_never_trained(tmp_path, fake_log):
     run = tmp_path / "run"
     summary = run_search(_config(run, trials=10), stages=fake_stages(), show_progress=False)
     trials = _journal_trials(run)
-    assert len([t for t in trials if t.state.is_finished()]) == 10
-    over = [t for t in trials if t.user_attrs.get("outcome") == "pruned-latency"]
+    lmap = json.loads((run / "latency_map.json").read_text())
+    over = [e for e in lmap["entries"] if not e["ok"]]
     assert over, "the fake space must contain over-budget candidates"
-    for t in over:
-        s = t.user_attrs["student"]
-        assert fake_latency(s["depth"], s["width"], s["resolution"]) > 10
-        assert t.state == TrialState.PRUNED and t.user_attrs["train_seconds"] == 0.0 and "> budget" in t.user_attrs["pruned_reason"]
-    trained = {Path(e["out_dir"]).name for e in read_log(fake_log) if e["event"] == "train"}
-    assert not trained & {str(t.number) for t in over}
+    for e in over:
+        s = e["student"]
+        assert fake_latency(s["depth"], s["width"], s["resolution"]) > 10 and "> budget" in e["reason"]
+    # every trial trained a feasible candidate: the sampler was only offered the under-budget ones
+    finished = [t for t in trials if t.state.is_finished()]
+    assert len(finished) == 10 or summary["reused"] == len(finished) - 10
+    trained_shapes = {(e["depth"], e["width"], e["resolution"]) for e in read_log(fake_log) if e["event"] == "train"}
+    assert all(fake_latency(*shape) <= 10 for shape in trained_shapes)
     # the winner met the budget, was re-trained with the final schedule and exported
     winner = summary["winner"]
     assert winner["budget_ok"] and winner["latency_ms"]["p95"] <= 10
     assert winner["train_config"]["epochs_skd"] == 4 and (run / "bundle" / "manifest.json").is_file()
-    assert summary["counts"]["pruned-latency"] == len(over) and summary["time"]["infeasible_train_seconds"] == 0
-    for name in ("report.md", "report.html", "pareto.png", "confusion.png", "summary.json", "config.json"):
+    assert summary["trained"] == 10 and summary["time"]["infeasible_train_seconds"] == 0
+    for name in ("report.md", "report.html", "pareto.png", "latency_map.png", "confusion.png", "summary.json",
+                 "config.json", "latency_map.json"):
         assert (run / name).stat().st_size > 0, name
     report = (run / "report.md").read_text()
-    assert "pruned-latency" in report and f"Winner: trial {winner['trial']}" in report
+    assert "Latency map" in report and f"Winner: trial {winner['trial']}" in report
 
 
 def test_winner_that_misses_the_budget_on_remeasure_is_skipped_before_final_training(tmp_path, fake_log):
@@ -185,7 +189,7 @@ def test_interrupted_search_resumes_without_losing_or_repeating(tmp_path):
     for number, before in finished_before.items():  # nothing finished was lost or changed
         t = trials[number]
         assert (t.state, t.values, t.params) == before
-    counted = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    counted = [t for t in trials if is_counted(t)]
     assert len(counted) == 6
     interrupted = [t for t in trials if t.state == TrialState.FAIL]
     assert interrupted, "the kills should have interrupted at least one trial"
@@ -202,7 +206,7 @@ def test_interrupted_search_resumes_without_losing_or_repeating(tmp_path):
 
 
 def _check_workers(run: Path, trials, log: Path, wanted: int) -> None:
-    counted = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    counted = [t for t in trials if is_counted(t)]
     numbers = [t.number for t in trials]
     assert sorted(numbers) == list(range(len(trials)))                      # none duplicated, none lost
     assert wanted <= len(counted) <= wanted + 1                              # a worker may finish one in flight

@@ -100,19 +100,19 @@ def test_nan_loss_names_step_and_term_and_keeps_checkpoint(digits_splits, tiny_s
 
     import edgeskd.training.trainer as trainer_mod
 
-    original = trainer_mod._Run.__init__
+    original = trainer_mod.Run.__init__
 
     def capture(self, *args, **kwargs):
         original(self, *args, **kwargs)
         holder["model"] = self.a
 
-    trainer_mod._Run.__init__ = capture
+    trainer_mod.Run.__init__ = capture
     try:
         with pytest.raises(TrainingError) as err:
             train(tiny_spec, digits_splits, lite0_teacher, fast_config(method="dual-skd"), out_dir=tmp_path,
                   report=poison, progress=False)
     finally:
-        trainer_mod._Run.__init__ = original
+        trainer_mod.Run.__init__ = original
     message = str(err.value)
     assert "loss term 'ce'" in message and "epoch 2 batch 1" in message and "global step 3" in message
     assert "state.safetensors" in message
@@ -153,11 +153,14 @@ def test_resume_needs_a_state(digits_splits, tiny_spec, lite0_teacher, fast_conf
 def test_zero_head_makes_first_predictions_uniform(digits_splits, tiny_spec, lite0_teacher, fast_config):
     from edgeskd.data import to_tensors
     from edgeskd.data.preprocess import PreprocessSpec
-    from edgeskd.training.trainer import _Run, _tensors
+    from edgeskd.training.methods import get_method
+    from edgeskd.training.methods.base import Run
+    from edgeskd.training.trainer import _tensors
 
     pre = PreprocessSpec.for_model(lite0_teacher, size=32)
     d = _tensors(digits_splits.train, pre)
-    run = _Run(tiny_spec, lite0_teacher, fast_config(method="dual-skd", head_init="zero"), d, d, None, None, False)
+    run = Run(tiny_spec, lite0_teacher, fast_config(method="dual-skd", head_init="zero"), get_method("dual-skd"), d, d,
+              None, None)
     x, _ = to_tensors(digits_splits.val, pre)
     for model in (run.a.eval(), run.b.eval()):
         probs = torch.softmax(model(x[:8]), dim=1)

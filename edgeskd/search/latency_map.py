@@ -1,0 +1,184 @@
+"""The latency map: every candidate architecture measured on the target BEFORE the first training.
+
+Latency does not depend on weights, so a discrete space (only lists of choices for the student) is mapped completely
+up front: each distinct architecture is built untrained, counted and measured once (the latency cache answers repeats
+across runs), and only the under-budget ones are offered to the sampler (edgeskd.search.space.SearchSpace.sample).
+A continuous space is mapped on a seeded sample; the rest is measured by the trials themselves and added as they go.
+
+Entries live in the study storage (one study user attribute per candidate, so concurrent writers never overwrite
+each other): every worker and every resumed run reads them instead of measuring again, so K workers measure each
+candidate once in total. A copy is written to the run folder as latency_map.json for the report and for people.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from edgeskd._io import atomic_write_json
+from edgeskd.errors import SearchError
+
+MAP_NAME = "latency_map.json"
+ATTR_PREFIX = "latency_map:"   # study user attribute per candidate: ATTR_PREFIX + key
+SAMPLE_SIZE = 16               # architectures measured up front in a continuous space
+
+
+def candidate_key(student: dict[str, Any], deployment: dict[str, Any] | None = None) -> str:
+    """A stable name for an architecture (x deployment choice), e.g. 'd0.5 w1.0 r64' or 'd0.5 w1.0 r64 ort fp16'."""
+    key = " ".join(f"{name[0]}{student[name]:g}" if isinstance(student[name], (int, float)) else
+                   f"{name[0]}{student[name]}" for name in sorted(student))
+    if deployment:
+        key += " " + " ".join(str(deployment[k]) for k in sorted(deployment))
+    return key
+
+
+@dataclass(frozen=True)
+class MapEntry:
+    key: str
+    student: dict[str, Any]
+    deployment: dict[str, Any] | None
+    parameters: int
+    macs: int
+    latency_ms: dict[str, float]
+    ok: bool
+    reason: str
+    probe_seconds: float
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MapEntry:
+        return cls(**data)
+
+
+@dataclass
+class LatencyMap:
+    entries: dict[str, MapEntry]
+    complete: bool          # every candidate of the space is in it: the sampler sees only the feasible ones
+    statistic: str
+    budget_ms: float
+    seconds: float = 0.0    # wall time this invocation spent measuring (0 when everything came from the study)
+    measured: int = 0       # candidates this invocation measured
+
+    def feasible(self) -> dict[str, dict[str, Any]]:
+        """Under-budget candidates: key -> student kwargs (what the sampler is offered)."""
+        return {k: dict(e.student) for k, e in self.entries.items() if e.ok}
+
+    def get(self, key: str) -> MapEntry | None:
+        return self.entries.get(key)
+
+    def fastest(self) -> MapEntry | None:
+        return min(self.entries.values(), key=lambda e: e.latency_ms.get(self.statistic, float("inf")), default=None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"statistic": self.statistic, "budget_ms": self.budget_ms, "complete": self.complete,
+                "seconds": round(self.seconds, 3), "measured_here": self.measured,
+                "feasible": sum(e.ok for e in self.entries.values()), "size": len(self.entries),
+                "entries": [asdict(e) for e in sorted(self.entries.values(),
+                                                      key=lambda e: e.latency_ms.get(self.statistic, 0.0))]}
+
+
+def stored_entries(study) -> dict[str, MapEntry]:
+    return {k.removeprefix(ATTR_PREFIX): MapEntry.from_dict(v) for k, v in study.user_attrs.items()
+            if k.startswith(ATTR_PREFIX)}
+
+
+def store_entry(study, entry: MapEntry) -> None:
+    study.set_user_attr(ATTR_PREFIX + entry.key, asdict(entry))
+
+
+def candidates(space, seed: int) -> tuple[list[dict[str, Any]], bool]:
+    """(students to map, complete?): all of a discrete space, or a seeded sample of a continuous one."""
+    if space.discrete_student:
+        return space.architectures(), True
+    rng = random.Random(seed)
+    picks, seen = [], set()
+    for _ in range(SAMPLE_SIZE * 4):
+        student = {name: _draw(p, rng) for name, p in space.student.items()}
+        key = candidate_key(student)
+        if key not in seen:
+            seen.add(key)
+            picks.append(student)
+        if len(picks) == SAMPLE_SIZE:
+            break
+    return picks, False
+
+
+def _draw(p, rng: random.Random) -> Any:
+    import math
+
+    if p.choices is not None:
+        return rng.choice(list(p.choices))
+    if p.low is None:
+        return p.value
+    if p.is_int:
+        step = int(p.step or 1)
+        return int(p.low) + step * rng.randrange((int(p.high) - int(p.low)) // step + 1)
+    if p.log:
+        return math.exp(rng.uniform(math.log(p.low), math.log(p.high)))
+    if p.step:
+        return p.low + p.step * rng.randrange(int(round((p.high - p.low) / p.step)) + 1)
+    return rng.uniform(p.low, p.high)
+
+
+def measure_entry(ctx, student: dict[str, Any], deployment: dict[str, Any] | None = None) -> MapEntry:
+    """Build untrained, count, measure on the target (through the latency cache) and check the budget."""
+    from edgeskd.search.objective import latency_attrs
+
+    cfg, stages = ctx.config, ctx.stages
+    started = time.perf_counter()
+    spec = ctx.student_spec(student)
+    model = stages.build_student(spec, ctx.teacher)
+    profile = stages.profile(model, spec.resolution)
+    measurement = stages.measure(model, spec.resolution, ctx.target, ctx.cache)
+    ok, reason = stages.check_budget(measurement, cfg.latency_ms, cfg.statistic, ctx.target)
+    return MapEntry(key=candidate_key(student, deployment), student=dict(student), deployment=deployment,
+                    parameters=int(profile.parameters), macs=int(profile.macs),
+                    latency_ms=latency_attrs(measurement)["latency_ms"], ok=bool(ok), reason=str(reason),
+                    probe_seconds=round(time.perf_counter() - started, 3))
+
+
+def build_map(ctx, study, *, log=None) -> LatencyMap:
+    """Read the study's entries, measure what is missing, store each new entry as soon as it is known."""
+    cfg = ctx.config
+    wanted, complete = candidates(ctx.space, cfg.seed)
+    entries = stored_entries(study)
+    started, measured = time.perf_counter(), 0
+    for student in wanted:
+        key = candidate_key(student)
+        if key in entries:
+            continue
+        entry = measure_entry(ctx, student)
+        store_entry(study, entry)
+        entries[key] = entry
+        measured += 1
+        if log:
+            log(f"latency map {len(entries)}/{len(wanted)}: {key} {cfg.statistic} "
+                f"{entry.latency_ms.get(cfg.statistic, float('nan')):.3f} ms {'ok' if entry.ok else 'over budget'}")
+    latency_map = LatencyMap(entries, complete, cfg.statistic, cfg.latency_ms, time.perf_counter() - started,
+                             measured)
+    save_map(latency_map, Path(cfg.run_dir))
+    return latency_map
+
+
+def load_map(ctx, study) -> LatencyMap:
+    """A worker's view: the entries the search stored (workers never measure the map themselves)."""
+    _, complete = candidates(ctx.space, ctx.config.seed)
+    entries = stored_entries(study)
+    if complete and len(entries) < len(ctx.space.architectures()):
+        raise SearchError(f"the latency map of study {ctx.config.study!r} is incomplete ({len(entries)} of "
+                          f"{len(ctx.space.architectures())} architectures); start workers through `edgeskd search`")
+    return LatencyMap(entries, complete, ctx.config.statistic, ctx.config.latency_ms)
+
+
+def refresh(latency_map: LatencyMap, study) -> None:
+    """Take entries other workers added (continuous spaces map as they go)."""
+    for key, entry in stored_entries(study).items():
+        latency_map.entries.setdefault(key, entry)
+
+
+def save_map(latency_map: LatencyMap, run_dir: Path) -> Path:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(run_dir / MAP_NAME, latency_map.to_dict())
+    return run_dir / MAP_NAME
