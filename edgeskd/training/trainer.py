@@ -19,7 +19,6 @@ so a run resumed from an epoch checkpoint continues exactly as the uninterrupted
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 import time
@@ -34,7 +33,7 @@ import torch.nn as nn
 from edgeskd._io import atomic_write_json, atomic_write_text, load_tensors, save_tensors
 from edgeskd.data.preprocess import PreprocessSpec
 from edgeskd.errors import ModelError, TrainingError
-from edgeskd.models import Checkpoint, StudentSpec, build_student, create_model, family_of, save_checkpoint
+from edgeskd.models import Checkpoint, StudentSpec, create_model, family_of, save_checkpoint
 from edgeskd.training.augment import augment_batch
 from edgeskd.training.config import RUNTIME_FIELDS, TrainConfig
 from edgeskd.training.device import (Accelerator, decide_channels_last, determinism, gather_batch,
