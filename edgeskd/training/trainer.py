@@ -442,7 +442,8 @@ def train(spec: StudentSpec, data, teacher: nn.Module, config: TrainConfig | Non
 
     if method.needs_kd_teacher and kd_teacher is None:
         kd_teacher = _cached_teacher(out, teacher, train_d, val_d, config, progress, acc)
-    run = Run(spec, teacher, config, method, _placed(train_d, acc), val_d, unl and _placed(unl, acc),
+    run = Run(spec, teacher, config, method, _placed(train_d, acc), val_d,
+              _placed(unl, acc) if unl is not None else None,
               kd_teacher if method.needs_kd_teacher else None, progress)
     _to_device(run, acc, meta, config)
     if saved:
@@ -464,7 +465,7 @@ def _to_device(run: Run, acc: Accelerator, meta: dict[str, Any], config: TrainCo
         model.to(acc.device)
     if "runtime" in meta:
         acc.channels_last = bool(meta["runtime"]["channels_last"])
-        meta["runtime"]["probe"] = {"decided_by": "resumed run"}
+        meta["runtime"] = {**acc.describe(), "probe": {"decided_by": "resumed run"}}
     else:
         spec = run.spec
         # keyed by architecture family, not each student's shape: the layout's speed is a property of the conv kernels
