@@ -63,7 +63,8 @@ def build_config(args: argparse.Namespace):
     config = SearchConfig(data=args.data or DEMO_DATA, teacher=args.teacher or DEMO_TEACHER,
                           teacher_weights=args.teacher_weights, target=args.target, latency_ms=args.latency_ms,
                           statistic=args.statistic, trials=args.trials, timeout=args.timeout, pareto=args.pareto,
-                          workers=args.workers, device=args.device, seed=args.seed, train_fraction=args.train_fraction, metric=args.metric, demo=demo)
+                          workers=args.workers, device=args.device, seed=args.seed,
+                          train_fraction=args.train_fraction, metric=args.metric, demo=demo)
     if config.trials is None and config.timeout is None:
         config.trials = DEMO_TRIALS if demo else DEFAULT_TRIALS
     if args.stages:
