@@ -2,8 +2,8 @@
 
 Both steps run the trainer's own code (the dual-skd method's losses from edgeskd.training.methods, backward, AdamW
 step, and for SKD the method's after-step hook, the EMA update of B). plain = the fine-tuning stage (A, one augmented
-view, CE); skd = the dual-skd stage (two views, A forward+backward, B forward without gradients, EMA update). Rounds alternate between the two so machine load hits
-both alike; the table reports medians. Requirement: skd / plain <= 1.5.
+view, CE); skd = the dual-skd stage (two views, A forward+backward, B forward without gradients, EMA update). Rounds
+alternate between the two so machine load hits both alike; the table reports medians. Requirement: skd / plain <= 1.5.
 
     python benchmarks/skd_step_cost.py [--resolution 32 64] [--rounds 15] [--threads 1]
 """
