@@ -53,8 +53,9 @@ def resolve_device(name: str) -> torch.device:
                                 f" use --device cpu or auto")
         count = torch.cuda.device_count()
         if index >= count:
-            raise TrainingError(f"--device {name}: torch sees {count} CUDA device(s) (cuda:0..cuda:{count - 1}"
-                                f"{'; CUDA_VISIBLE_DEVICES=' + os.environ['CUDA_VISIBLE_DEVICES'] if 'CUDA_VISIBLE_DEVICES' in os.environ else ''})")
+            visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+            hint = f"; CUDA_VISIBLE_DEVICES={visible}" if visible is not None else ""
+            raise TrainingError(f"--device {name}: torch sees {count} CUDA device(s) (cuda:0..cuda:{count - 1}{hint})")
         return torch.device("cuda", index)
     raise TrainingError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N")
 

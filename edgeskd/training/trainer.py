@@ -19,7 +19,6 @@ so a run resumed from an epoch checkpoint continues exactly as the uninterrupted
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 import time
@@ -35,7 +34,7 @@ from edgeskd._io import atomic_write_json, atomic_write_text, load_tensors, save
 from edgeskd._json import parse_json
 from edgeskd.data.preprocess import PreprocessSpec
 from edgeskd.errors import ModelError, TrainingError
-from edgeskd.models import Checkpoint, StudentSpec, build_student, create_model, family_of, save_checkpoint
+from edgeskd.models import Checkpoint, StudentSpec, create_model, family_of, save_checkpoint
 from edgeskd.training.augment import augment_batch
 from edgeskd.training.config import RUNTIME_FIELDS, TrainConfig
 from edgeskd.training.device import (Accelerator, decide_channels_last, determinism, gather_batch,
@@ -444,7 +443,8 @@ def train(spec: StudentSpec, data, teacher: nn.Module, config: TrainConfig | Non
 
     if method.needs_kd_teacher and kd_teacher is None:
         kd_teacher = _cached_teacher(out, teacher, train_d, val_d, config, progress, acc)
-    run = Run(spec, teacher, config, method, _placed(train_d, acc), val_d, unl and _placed(unl, acc),
+    run = Run(spec, teacher, config, method, _placed(train_d, acc), val_d,
+              _placed(unl, acc) if unl is not None else None,
               kd_teacher if method.needs_kd_teacher else None, progress)
     _to_device(run, acc, meta, config)
     if saved:
@@ -466,7 +466,7 @@ def _to_device(run: Run, acc: Accelerator, meta: dict[str, Any], config: TrainCo
         model.to(acc.device)
     if "runtime" in meta:
         acc.channels_last = bool(meta["runtime"]["channels_last"])
-        meta["runtime"]["probe"] = {"decided_by": "resumed run"}
+        meta["runtime"] = {**acc.describe(), "probe": {"decided_by": "resumed run"}}
     else:
         spec = run.spec
         # keyed by architecture family, not each student's shape: the layout's speed is a property of the conv kernels

@@ -194,3 +194,27 @@ def test_cuda_classic_kd_fine_tunes_its_teacher_on_the_gpu(digits_splits, tiny_s
     result = train(tiny_spec, digits_splits, lite0_teacher, fast_config(method="classic-kd", device="cuda"),
                    progress=False)
     assert 0.0 <= result.metrics["test"]["accuracy"] <= 1.0
+
+
+@needs_cuda
+def test_cuda_fp16_nan_names_the_step_and_the_scaler(digits_splits, tiny_spec, lite0_teacher, fast_config):
+    import edgeskd.training.trainer as trainer_mod
+    from edgeskd.training import train
+
+    original = trainer_mod.Run.__init__
+
+    def poisoned(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        with torch.no_grad():
+            self.a.get_classifier().weight.fill_(float("nan"))
+
+    trainer_mod.Run.__init__ = poisoned
+    try:
+        with pytest.raises(TrainingError) as err:
+            train(tiny_spec, digits_splits, lite0_teacher,
+                  fast_config(method="single-ws", device="cuda", precision="fp16"), progress=False)
+    finally:
+        trainer_mod.Run.__init__ = original
+    message = str(err.value)
+    assert "global step 1" in message and "under fp16 autocast on cuda" in message
+    assert "gradient scaler: scale 65536" in message and "growth tracker 0" in message
