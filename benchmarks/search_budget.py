@@ -115,13 +115,16 @@ def repetitions(args) -> int:
     teacher = load_teacher("tf_efficientnet_lite0")
     full = build_student(StudentSpec("tf_efficientnet_lite0", resolution=side, num_classes=10), teacher)
     stat = args.statistic
-    teacher_p95 = measure_model(full, side, get_target("ort-cpu")).stats[stat]
-    budget = round(args.budget_fraction * teacher_p95, 3)
+    if args.budget_ms:  # a second process continuing the same comparison: the teacher measured by the first
+        teacher_p95, budget = args.budget_ms / args.budget_fraction, args.budget_ms
+    else:
+        teacher_p95 = measure_model(full, side, get_target("ort-cpu")).stats[stat]
+        budget = round(args.budget_fraction * teacher_p95, 3)
     print(f"teacher {stat} {teacher_p95:.3f} ms at {side} px -> budget {budget} ms", flush=True)
     here = str(Path(__file__).resolve().parents[1])
     trees = ([("before", str(Path(args.before_src).resolve()))] if args.before_src else []) + [("after", here)]
     results: dict[str, list[dict]] = {name: [] for name, _ in trees}
-    for rep in range(args.repetitions):
+    for rep in range(args.first_rep, args.repetitions):
         for name, tree in trees:
             run_out = out / f"{name}-{rep}"
             cmd = [sys.executable, __file__, "--one", "--src", tree, "--seed", str(rep), "--budget-ms", str(budget), "--out",
@@ -203,10 +206,23 @@ def main() -> int:
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)   # child of --repetitions
     ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--src", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--first-rep", type=int, default=0, help="start at this repetition (with --budget-ms of the "
+                    "process that ran the earlier ones)")
+    ap.add_argument("--merge", nargs="+", default=None, help="write the tables of these repetitions.json files")
     ap.add_argument("--budget-ms", type=float, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
         return one_run(args)
+    if args.merge:
+        runs = [json.loads(Path(f).read_text()) for f in args.merge]
+        results: dict[str, list[dict]] = {}
+        for r in runs:
+            for name, rs in r["results"].items():
+                results.setdefault(name, []).extend(rs)
+        for rs in results.values():
+            rs.sort(key=lambda r: r["seed"])
+        write_tables(args, Path(args.out), runs[0]["budget_ms"], runs[0]["teacher_p95"], 64, results)
+        return 0
     if args.repetitions:
         return repetitions(args)
 

@@ -110,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
         lat = winner["latency_ms"][config.statistic]
         print(f"winner: trial {winner['trial']}  val {config.metric} {winner['val_metric']:.4f}  "
               f"{config.statistic} {lat:.2f} ms (budget {config.latency_ms:g} ms)")
+        print(f"trials: {summary['trained']} trained (what --trials counts), {summary['reused']} reused, "
+              f"{summary['refused']} refused as over budget")
         print(f"bundle: {winner['bundle']}")
         print(f"report: {config.run_dir}/report.html")
         if config.demo:

@@ -43,8 +43,13 @@ def pareto_plot(path: Path, rows: list[dict[str, Any]], summary: dict[str, Any],
             ax.scatter([r["latency_ms"] for r in pts], [r.get("last_metric") or 0.0 for r in pts], marker="v",
                        c=colour, label=f"pruned by metric ({len(pts)})")
         else:
-            ax.scatter([r["latency_ms"] for r in pts], [r["metric"] for r in pts], c=colour,
-                       label=f"completed ({len(pts)})")
+            measured = [r for r in pts if not r.get("latency_bound")]
+            ax.scatter([r["latency_ms"] for r in measured], [r["metric"] for r in measured], c=colour,
+                       label=f"completed ({len(measured)})")
+            bound = [r for r in pts if r.get("latency_bound")]
+            if bound:  # never measured: drawn at the latency of a larger measured candidate (an upper bound)
+                ax.scatter([r["latency_ms"] for r in bound], [r["metric"] for r in bound], c=colour, marker="<",
+                           label=f"completed, latency at most ({len(bound)})")
     done = sorted((r for r in rows if r["outcome"] == COMPLETED and r["latency_ms"] is not None),
                   key=lambda r: (r["latency_ms"], -r["metric"]))
     front, best = [], float("-inf")
@@ -187,9 +192,9 @@ def _sections(summary: dict[str, Any], rows: list[dict[str, Any]], winner: dict 
     out.append(("h2", "Metric vs latency"))
     out.append(("img", ("pareto.png", "Pareto plot")))
     out.append(("h2", "Trials"))
-    header = ["#", "outcome", f"{summary['statistic']} ms", summary["metric"], "depth", "width", "res", "strategies",
+    header = ["#", "outcome", f"{summary['statistic']} ms (<=: bound, inferred)", summary["metric"], "depth", "width", "res", "strategies",
               "params", "MACs", "probe s", "train s", "note"]
-    body = [[r["number"], r["outcome"], _fmt(r["latency_ms"]), _fmt(r["metric"]), _fmt(r["depth"]),
+    body = [[r["number"], r["outcome"], ("<= " if r.get("latency_bound") else "") + _fmt(r["latency_ms"]), _fmt(r["metric"]), _fmt(r["depth"]),
              _fmt(r["width"]), _fmt(r["resolution"]), r["strategies"], _fmt(r["parameters"]), _fmt(r["macs"]),
              _fmt(r["probe_seconds"], 3), _fmt(r["train_seconds"], 3),
              (r["reason"] + (f" (re-run of {r['retry_of']})" if r["retry_of"] is not None else ""))[:120]]
