@@ -60,8 +60,8 @@ class SearchContext:
         run_dir = Path(config.run_dir)
         cache = stages.latency_cache(run_dir / "latency_cache.sqlite")
         deployments, lines, n_cal = resolve_deploy(config, space)
-        return cls(config, space, stages, data, teacher, target, cache, len(classes), run_dir, deployments, lines,
-                   n_cal)
+        return cls(config, space, stages, data, teacher, target, cache, len(classes), run_dir,
+                   deployments=deployments, deploy_lines=lines, calibration_images=n_cal)
 
     def target_of(self, deployment: Any) -> Any:
         """The latency target of a deployment (the configured target when the search has no deploy choices)."""
@@ -260,7 +260,8 @@ def make_objective(ctx: SearchContext):
             # 3. The trial's value: the validation split through the artifact at the trial's runtime/precision.
             if judged_on is not None and stages.evaluate_artifact is not None:
                 artifact = stages.evaluate_artifact(result, ctx.data, judged_on,
-                                                    ctx.calibration(judged_on, result.preprocess), target.threads)
+                                                    ctx.calibration(judged_on, getattr(result, "preprocess", None)),
+                                                    target.threads)
                 metric = pick_metric(artifact, cfg.metric)
                 record.deployment = {"runtime": judged_on.runtime, "precision": judged_on.precision,
                                      "label": judged_on.label, **(record.deployment or {}),

@@ -254,7 +254,7 @@ def _final(ctx: SearchContext, trial, show_progress: bool) -> dict[str, Any]:
     artifact: dict[str, Any] | None = None
     if judged_on is not None and stages.evaluate_artifact is not None:
         # The artifact's test metric (the deployed model's), beside the PyTorch one.
-        calibration = ctx.calibration(judged_on, result.preprocess)
+        calibration = ctx.calibration(judged_on, getattr(result, "preprocess", None))
         test_set = ctx.data.test if len(ctx.data.test) else ctx.data.val
         scored = stages.evaluate_artifact(result, SimpleNamespace(val=test_set), judged_on, calibration,
                                           target.threads)
