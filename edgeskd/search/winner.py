@@ -279,8 +279,16 @@ def _final(ctx: SearchContext, trial, show_progress: bool) -> dict[str, Any]:
     }
     if ok:
         images, labels = _parity_images(ctx)
+        # The bundle's primary model is the winner's deployment (runtime, precision, its calibration set).
+        deploy_kw = {}
+        if artifact is not None:
+            calibration = ctx.calibration(judged_on, getattr(result, "preprocess", None))
+            deploy_kw = {"primary": artifact["label"], "calibration": calibration,
+                         "primary_accuracy": {k: artifact[k] for k in ("split", "metric", "pytorch_metric",
+                                                                       "metric_drop", "top1_agreement")}
+                         | {"metric_name": cfg.metric}}
         bundle = stages.export_bundle(result.checkpoint, ctx.run_dir / "bundle", parity_images=images,
-                                      parity_labels=labels, latency=measurement)
+                                      parity_labels=labels, latency=measurement, **deploy_kw)
         record["bundle"] = str(ctx.run_dir / "bundle")
         record["bundle_report"] = _jsonable(bundle)
     return record

@@ -184,3 +184,33 @@ def test_latency_cache_keeps_precisions_apart(tmp_path):
     assert int8.fingerprint["precision"] == "int8" and fp32.fingerprint["precision"] == "fp32"
     again = measure_model(model, 16, get_target("ort-cpu:int8"), calibration=calibration, **kw)
     assert again.info["cache"] == "hit" and again.fingerprint["precision"] == "int8"
+
+
+@pytest.mark.slow
+def test_int8_candidate_end_to_end_on_tiny_data(tmp_path, lite0_teacher, capsys):
+    """Real stages: an int8 trial is gated on its quantised artifact, judged through it, and the winner's bundle
+    carries it as the primary model with its calibration hash, which `edgeskd verify` re-checks."""
+    import json
+
+    from edgeskd.cli import main
+    from edgeskd.export import verify_bundle
+
+    run = tmp_path / "run"
+    code = main(["search", "--data", "chest-xray-samples", "--teacher", "tf_efficientnet_lite0", "--space",
+                 str(HERE / "int8_space.yaml"), "--latency-ms", "500", "--trials", "1", "--run-dir", str(run),
+                 "--json"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "deployment kept:    openvino:int8" in err and "deployment kept:    ort:int8" in err
+    summary = json.loads((run / "summary.json").read_text())
+    winner = summary["winner"]
+    assert winner["deployment"]["precision"] == "int8"
+    assert winner["fingerprint"]["precision"] == "int8"          # re-measured on the int8 artifact
+    assert winner["artifact"]["calibration"]["images"] == 8
+    manifest = json.loads((run / "bundle" / "manifest.json").read_text())
+    primary = manifest["primary"]
+    assert (primary["runtime"], primary["precision"]) == (winner["deployment"]["runtime"], "int8")
+    assert primary["calibration"]["sha256"] == winner["artifact"]["calibration"]["sha256"]
+    assert primary["gate"]["passed"] and primary["accuracy"]["metric_name"] == "balanced_accuracy"
+    assert verify_bundle(run / "bundle").to_dict()["ok"]
+    assert "validation split is too small" in summary["validation"]["text"]  # 16 demo images
