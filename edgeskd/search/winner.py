@@ -109,6 +109,7 @@ def finish(ctx: SearchContext, study, *, search_seconds: float, show_progress: b
         summary["note"] = DEMO_NOTE
     ranked = rank_candidates(study, cfg.pareto, cfg.statistic)
     summary["validation"] = validation_note(ctx, ranked)
+    summary["deployments"] = ctx.deploy_lines
     winner, rejected = _confirm_latency(ctx, ranked)
     summary["rejected_on_remeasure"] = rejected
     if winner is None and rejected:
