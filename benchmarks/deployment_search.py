@@ -59,13 +59,15 @@ def run_one(name: str, space: str, args, stages, budget: float, out: Path) -> di
 
     config = SearchConfig(data="fashion-mnist", teacher="tf_efficientnet_lite0", target="ort-cpu", latency_ms=budget,
                           trials=args.trials, space=space, space_sha256=space_digest(space), study=name,
-                          run_dir=str((out / name).resolve()), metric="accuracy", seed=args.seed)
+                          run_dir=str((out / name).resolve()), metric="accuracy", seed=args.seed,
+                          statistic=args.statistic)
     t0 = time.perf_counter()
     summary = run_search(config, stages=stages, show_progress=True)
     w = summary["winner"]
     artifact = w.get("artifact") or {}
     return {"name": name, "seconds": round(time.perf_counter() - t0, 1), "counts": summary["counts"],
             "student": w["student"], "parameters": w["parameters"], "p95": w["latency_ms"]["p95"],
+            "p50": w["latency_ms"]["p50"],
             "target": w.get("target"), "runtime": artifact.get("runtime", "onnxruntime"),
             "precision": artifact.get("precision", "fp32"), "artifact_test_accuracy": artifact.get("metric"),
             "pytorch_test_accuracy": w["test"]["accuracy"] if w.get("test") else None,
@@ -142,6 +144,8 @@ def main() -> int:
     ap.add_argument("--test", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--budget-fraction", type=float, default=0.6)
+    ap.add_argument("--statistic", default="p50", help="statistic the budget gates (default p50: on a shared, loaded "
+                                                       "machine p95 mostly measures the other jobs)")
     ap.add_argument("--trial-epochs", default="2,0", help="epochs_skd,epochs_finetune per trial (default 2,0)")
     ap.add_argument("--final-epochs", default="3,1", help="epochs_skd,epochs_finetune for the winner (default 3,1)")
     ap.add_argument("--speed-resolution", type=int, default=128)
@@ -180,26 +184,28 @@ def main() -> int:
         side = max(space.student["resolution"].values())
         teacher = load_teacher("tf_efficientnet_lite0")
         full = build_student(StudentSpec("tf_efficientnet_lite0", resolution=side, num_classes=10), teacher).eval()
-        teacher_p95 = measure_model(full, side, get_target("ort-cpu")).stats["p95"]
-        budget = round(args.budget_fraction * teacher_p95, 3)
-        print(f"teacher-sized student p95 {teacher_p95:.3f} ms at {side} px on ort-cpu -> budget {budget} ms",
-              flush=True)
+        teacher_stat = measure_model(full, side, get_target("ort-cpu")).stats[args.statistic]
+        budget = round(args.budget_fraction * teacher_stat, 3)
+        print(f"teacher-sized student {args.statistic} {teacher_stat:.3f} ms at {side} px on ort-cpu -> budget "
+              f"{budget} ms", flush=True)
         results = [run_one("fp32-only", plain, args, stages, budget, out),
                    run_one("deployment-aware", deploy, args, stages, budget, out)]
         (out / "searches.json").write_text(json.dumps(results, indent=2, default=str))
         lines += [f"### Search: fp32-only vs deployment-aware ({args.trials} trials each, seed {args.seed}, "
                   f"Fashion-MNIST {args.train} train / {args.val} val / {args.test} test)", "",
-                  f"Budget p95 <= {budget} ms = {args.budget_fraction} x the untrained teacher-sized student's p95 "
-                  f"{teacher_p95:.3f} ms at {side} px on ort-cpu fp32 (the fp32 teacher misses it). Trial schedule "
+                  f"Budget {args.statistic} <= {budget} ms = {args.budget_fraction} x the untrained teacher-sized "
+                  f"student's {args.statistic} {teacher_stat:.3f} ms at {side} px on ort-cpu fp32 (the fp32 teacher "
+                  f"misses it). Gated on {args.statistic}, not p95: on this shared machine p95 mostly measures the "
+                  f"other jobs. Trial schedule "
                   f"{args.trial_epochs} (skd, finetune epochs), winner {args.final_epochs}.", "",
-                  "| search | winner (d, w, px) | params | runtime | precision | p95 on its artifact ms | artifact "
+                  "| search | winner (d, w, px) | params | runtime | precision | p50 / p95 on its artifact ms | artifact "
                   "test acc | PyTorch fp32 test acc | drop | outcomes | wall s |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in results:
             s = r["student"]
             acc = r["artifact_test_accuracy"]
             lines.append(f"| {r['name']} | {s['depth']}, {s['width']}, {s['resolution']} | {r['parameters']:,} | "
-                         f"{r['runtime']} | {r['precision']} | {r['p95']:.3f} | "
+                         f"{r['runtime']} | {r['precision']} | {r['p50']:.3f} / {r['p95']:.3f} | "
                          f"{acc if acc is None else f'{acc:.4f}'} | {r['pytorch_test_accuracy']:.4f} | "
                          f"{_signed(r['drop'])} | " + ", ".join(f"{v} {k}" for k, v in r["counts"].items()) + f" | {r['seconds']} |")
         notes = {r["validation"] for r in results if r["validation"]}
