@@ -16,6 +16,7 @@ typedef struct manifest {
     char *openvino_xml_path;
     char *openvino_bin_path;
     char *tensorrt_path;
+    char ov_precision_hint[8]; /* "f32" unless the manifest's primary model asks for bf16 / f16 */
     char *input_name;
     char *output_name;
     int64_t input_shape[4]; /* 1, C, S, S */

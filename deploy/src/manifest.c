@@ -155,6 +155,45 @@ static int parse(const ctx *c, const char *dir, const json_value *root, manifest
         return 0;
     }
 
+    /* The primary model (a search's chosen runtime/precision, e.g. an NNCF int8 IR or an ORT QDQ model) replaces
+     * the file its runtime's backend opens; the OpenVINO precision hint is the manifest's. */
+    snprintf(m->ov_precision_hint, sizeof m->ov_precision_hint, "f32");
+    const json_value *primary = json_get(root, "primary");
+    if (primary && primary->type == JSON_OBJECT) {
+        const json_value *runtime = need(c, primary, "runtime", JSON_STRING, "primary.runtime", "a string");
+        if (!runtime) return 0;
+        if (strcmp(runtime->string, "openvino") == 0) {
+            char *xml = NULL, *bin = NULL;
+            if (!join_file(c, dir, files, "primary", &xml) || !join_file(c, dir, files, "primary_bin", &bin)) {
+                free(xml);
+                return 0;
+            }
+            if (!xml || !bin) {
+                free(xml);
+                free(bin);
+                return bad(c, "model.files.primary", "the primary OpenVINO IR (primary and primary_bin)");
+            }
+            free(m->openvino_xml_path);
+            free(m->openvino_bin_path);
+            m->openvino_xml_path = xml;
+            m->openvino_bin_path = bin;
+            const json_value *hint = json_get(primary, "inference_precision_hint");
+            if (hint && hint->type == JSON_STRING) {
+                if (strcmp(hint->string, "f32") != 0 && strcmp(hint->string, "bf16") != 0 &&
+                    strcmp(hint->string, "f16") != 0) {
+                    return bad(c, "primary.inference_precision_hint", "f32, bf16 or f16");
+                }
+                snprintf(m->ov_precision_hint, sizeof m->ov_precision_hint, "%s", hint->string);
+            }
+        } else if (strcmp(runtime->string, "onnxruntime") == 0) {
+            char *onnx = NULL;
+            if (!join_file(c, dir, files, "primary", &onnx)) return 0;
+            if (!onnx) return bad(c, "model.files.primary", "the primary ONNX model");
+            free(m->onnx_path);
+            m->onnx_path = onnx;
+        }
+    }
+
     const json_value *input = need(c, model, "input", JSON_OBJECT, "model.input", "an object");
     if (!input) return 0;
     const json_value *name = need(c, input, "name", JSON_STRING, "model.input.name", "a string");
