@@ -49,6 +49,10 @@ def register(sub, name, help_text):
                    "workers on other machines join by this name")
     p.add_argument("--run-dir", default=None, help="run folder (default: runs/STUDY)")
     add_data_options(p)  # --train-fraction (data-scarce mode), --val/--test-fraction, --same-size, --dicom-window
+    p.add_argument("--runtimes", default="", help="deployment-aware search: comma-separated runtimes to search "
+                   "(ort, openvino, tensorrt); replaces the space's deploy: runtimes")
+    p.add_argument("--precisions", default="", help="deployment-aware search: comma-separated precisions to search "
+                   "(fp32, bf16, fp16, int8); combinations this device does not support are dropped, with the reason")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--stages", default=None, help=argparse.SUPPRESS)  # tests: "module:function" returning Stages
     add_json_flag(p)
@@ -84,8 +88,8 @@ def build_config(args: argparse.Namespace):
                           statistic=args.statistic, trials=trials, timeout=args.timeout, pareto=args.pareto,
                           workers=args.workers, device=args.device, seed=args.seed, metric=args.metric,
                           demo=demo, space=args.space or ("demo" if demo and args.teacher is None else ""),
-                          study=args.study or "", run_dir=args.run_dir or "",
-                          teacher_num_classes=args.teacher_num_classes,
+                          study=args.study or "", run_dir=args.run_dir or "", runtimes=args.runtimes,
+                          precisions=args.precisions, teacher_num_classes=args.teacher_num_classes,
                           **SearchConfig.data_fields(data_options(args)), **extra)
     return config.resolve()
 
@@ -108,8 +112,17 @@ def run(args: argparse.Namespace) -> int:
         print_json(summary)
     else:
         lat = winner["latency_ms"][config.statistic]
+        deployed = winner.get("artifact")
+        where = f" on {deployed['label']}" if deployed else ""
         print(f"winner: trial {winner['trial']}  val {config.metric} {winner['val_metric']:.4f}  "
-              f"{config.statistic} {lat:.2f} ms (budget {config.latency_ms:g} ms)")
+              f"{config.statistic} {lat:.2f} ms{where} (budget {config.latency_ms:g} ms)")
+        if deployed:
+            print(f"deployed as {deployed['label']} ({deployed['runtime']} {deployed['precision']}): "
+                  f"{deployed['split']} {config.metric} {deployed['metric']:.4f} through the artifact, "
+                  f"PyTorch fp32 {deployed['pytorch_metric']:.4f} (drop {deployed['metric_drop']:+.4f})")
+        note = (summary.get("validation") or {}).get("text")
+        if note:
+            print(f"note: {note}")
         print(f"trials: {summary['trained']} trained (what --trials counts), {summary['reused']} reused, "
               f"{summary['refused']} refused as over budget")
         print(f"bundle: {winner['bundle']}")

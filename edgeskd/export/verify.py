@@ -141,6 +141,12 @@ def _check_parity(folder: Path, manifest: dict[str, Any], report: VerifyReport) 
             failures += _check_int8(folder, manifest, reference, logits)
         elif not result.passed:
             failures.append(f"parity gate failed for {result.describe()}")
+    if manifest.get("primary"):
+        from edgeskd.export.primary import check_primary
+
+        labels_file = data.get("labels_file")
+        labels = _load_npy(folder / labels_file, np.int64) if labels_file else None
+        failures += check_primary(folder, manifest, batch, reference, labels)
     return failures
 
 

@@ -155,8 +155,9 @@ def deployment_target(deployment: Deployment, base: Any) -> Any:
 
     from edgeskd.latency import get_target
 
-    target = get_target(deployment.target_name(), threads=base.threads)
-    return replace(target, statistic=base.statistic, budget_ms=base.budget_ms)
+    target = get_target(deployment.target_name(), threads=getattr(base, "threads", 1))
+    return replace(target, statistic=getattr(base, "statistic", target.statistic),
+                   budget_ms=getattr(base, "budget_ms", None))
 
 
 def calibration_set(train_images: Any, preprocess: Any, n: int, seed: int) -> np.ndarray:

@@ -261,7 +261,8 @@ def make_objective(ctx: SearchContext):
             # 3. The trial's value: the validation split through the artifact at the trial's runtime/precision.
             if judged_on is not None and stages.evaluate_artifact is not None:
                 artifact = stages.evaluate_artifact(result, ctx.data, judged_on,
-                                                    ctx.calibration(judged_on, result.preprocess), target.threads)
+                                                    ctx.calibration(judged_on, getattr(result, "preprocess", None)),
+                                                    target.threads)
                 metric = pick_metric(artifact, cfg.metric)
                 record.deployment = {"runtime": judged_on.runtime, "precision": judged_on.precision,
                                      "label": judged_on.label, **(record.deployment or {}),

@@ -28,7 +28,8 @@ class Stages:
     check_budget: Callable[..., Any]       # (measurement, budget_ms, statistic, target) -> (ok, reason)
     train_config: Callable[..., Any]       # (dict) -> TrainConfig
     train: Callable[..., Any]              # (spec, data, teacher, config, *, out_dir, report, resume, progress)
-    export_bundle: Callable[..., Any]      # (checkpoint, out_dir, *, parity_images, parity_labels, latency)
+    export_bundle: Callable[..., Any]      # (checkpoint, out_dir, *, parity_images, parity_labels, latency,
+    #                                        primary="runtime:precision", calibration, primary_accuracy)
     # (train result, data, Deployment, calibration, threads) -> validation metrics of the deployed artifact;
     # None (test fakes): trials are judged by the training's own (PyTorch) validation metric
     evaluate_artifact: Callable[..., Any] | None = None
@@ -77,12 +78,14 @@ def _train(spec, data, teacher, config, *, out_dir: Path | None, report, resume:
     return train(spec, data, teacher, config, out_dir=out_dir, report=report, resume=resume, progress=progress)
 
 
-def _export_bundle(checkpoint, out_dir, *, parity_images, parity_labels, latency):
+def _export_bundle(checkpoint, out_dir, *, parity_images, parity_labels, latency, primary=None, calibration=None,
+                   primary_accuracy=None):
     from edgeskd.export import export_bundle
 
     # overwrite: a resumed search re-exports its (possibly re-trained) winner into the same run folder
     return export_bundle(checkpoint, out_dir, parity_images=parity_images, parity_labels=parity_labels,
-                         latency=latency, overwrite=True)
+                         latency=latency, overwrite=True, primary=primary, calibration=calibration,
+                         primary_accuracy=primary_accuracy)
 
 
 def _load_data(source: str, *, seed: int = 0, **options):

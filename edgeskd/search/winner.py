@@ -115,6 +115,7 @@ def finish(ctx: SearchContext, study, *, search_seconds: float, show_progress: b
         summary["note"] = DEMO_NOTE
     ranked = rank_candidates(study, cfg.pareto, cfg.statistic)
     summary["validation"] = validation_note(ctx, ranked)
+    summary["deployments"] = ctx.deploy_lines
     winner, rejected = _confirm_latency(ctx, ranked)
     summary["rejected_on_remeasure"] = rejected
     if winner is None and rejected:
@@ -260,7 +261,7 @@ def _final(ctx: SearchContext, trial, show_progress: bool) -> dict[str, Any]:
     artifact: dict[str, Any] | None = None
     if judged_on is not None and stages.evaluate_artifact is not None:
         # The artifact's test metric (the deployed model's), beside the PyTorch one.
-        calibration = ctx.calibration(judged_on, result.preprocess)
+        calibration = ctx.calibration(judged_on, getattr(result, "preprocess", None))
         test_set = ctx.data.test if len(ctx.data.test) else ctx.data.val
         scored = stages.evaluate_artifact(result, SimpleNamespace(val=test_set), judged_on, calibration,
                                           target.threads)
@@ -285,8 +286,16 @@ def _final(ctx: SearchContext, trial, show_progress: bool) -> dict[str, Any]:
     }
     if ok:
         images, labels = _parity_images(ctx)
+        # The bundle's primary model is the winner's deployment (runtime, precision, its calibration set).
+        deploy_kw = {}
+        if artifact is not None:
+            calibration = ctx.calibration(judged_on, getattr(result, "preprocess", None))
+            deploy_kw = {"primary": artifact["label"], "calibration": calibration,
+                         "primary_accuracy": {k: artifact[k] for k in ("split", "metric", "pytorch_metric",
+                                                                       "metric_drop", "top1_agreement")}
+                         | {"metric_name": cfg.metric}}
         bundle = stages.export_bundle(result.checkpoint, ctx.run_dir / "bundle", parity_images=images,
-                                      parity_labels=labels, latency=measurement)
+                                      parity_labels=labels, latency=measurement, **deploy_kw)
         record["bundle"] = str(ctx.run_dir / "bundle")
         record["bundle_report"] = _jsonable(bundle)
     return record
