@@ -142,11 +142,11 @@ def on_device(stages, device: str, train_lock: str | None = None):
         with DeviceLock(train_lock).training():
             return inner_train(*args, **kwargs)
 
-    def measure(model, resolution, target, cache):
+    def measure(model, resolution, target, cache, **kwargs):  # kwargs: e.g. int8 calibration images
         name = measurement_lock_name(target)
         if name is None:
-            return inner_measure(model, resolution, target, cache)
+            return inner_measure(model, resolution, target, cache, **kwargs)
         with DeviceLock(name).measuring():
-            return inner_measure(model, resolution, target, cache)
+            return inner_measure(model, resolution, target, cache, **kwargs)
 
     return dataclasses.replace(stages, train_config=train_config, train=train, measure=measure)
