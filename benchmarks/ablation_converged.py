@@ -29,16 +29,22 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ablation_skd import RES, append_result, make_splits  # noqa: E402  (same split, same student as ablation_skd)
+from ablation_skd import RES, SPLIT_SEED, append_result, make_splits  # noqa: E402  (same split and student)
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
 RUNS = RESULTS / "ablation_converged_runs.jsonl"
+SOURCE = "fashion-mnist"  # --data: any edgeskd data source (a MedMNIST .npz, a folder) runs the same ablation
+CAPS = {"val": 1000, "test": 2000, "unlabelled_per_labelled": 9}  # sizes kept small for a 2-core machine
 
 # curve lengths (epochs of one CE stage) and validation spacing per labelled fraction; sized for a 2-core machine
 # shared with six other jobs (about 1.1 s per batch-64 step at one thread)
 CURVE_EPOCHS = {0.01: 90, 0.1: 12}
 CURVE_VAL_EVERY = {0.01: 3, 0.1: 1}
+
+
+def curve_epochs(fraction: float) -> int:
+    return CURVE_EPOCHS.get(fraction, 30)  # other fractions: pass --epochs after looking at a curve
 
 
 def _records() -> list[dict]:
@@ -63,10 +69,39 @@ def _append(record: dict) -> None:
         ablation_skd.RUNS = old
 
 
-def _models():
+def configure(source: str) -> None:
+    """Point the script at a data source; results of sources other than Fashion-MNIST go to their own files."""
+    global SOURCE, RUNS
+    SOURCE = source
+    if source != "fashion-mnist":
+        RUNS = RESULTS / f"ablation_converged_{Path(source).stem}_runs.jsonl"
+
+
+def _models(num_classes: int):
     from edgeskd.models import StudentSpec, load_teacher
 
-    return load_teacher("tf_efficientnet_lite0"), StudentSpec("tf_efficientnet_lite0", 0.5, 0.5, RES, num_classes=10)
+    return (load_teacher("tf_efficientnet_lite0"),
+            StudentSpec("tf_efficientnet_lite0", 0.5, 0.5, RES, num_classes=num_classes))
+
+
+def _source_splits(fraction: float):
+    """Any other source: its own split (MedMNIST: the file's train/val/test), `fraction` of train labelled, the rest
+    unlabelled; val, test and the unlabelled pool capped (CAPS) by seeded random subsets."""
+    import numpy as np
+
+    from edgeskd.data import DatasetSplits, load_dataset
+
+    splits = load_dataset(SOURCE, seed=SPLIT_SEED, train_fraction=fraction)
+    rng = np.random.default_rng(SPLIT_SEED)
+
+    def cap(part, n):
+        if part is None or len(part.labels) <= n:
+            return part
+        return part.subset(np.sort(rng.permutation(len(part.labels))[:n]))
+
+    unl_cap = CAPS["unlabelled_per_labelled"] * len(splits.train.labels)
+    return DatasetSplits(splits.train, cap(splits.val, CAPS["val"]), cap(splits.test, CAPS["test"]),
+                         cap(splits.unlabelled, unl_cap), f"{splits.name}-{fraction:g}")
 
 
 def _run_job(job: dict, teacher, spec, data, config, kd_teacher=None) -> dict:
@@ -83,7 +118,8 @@ def _run_job(job: dict, teacher, spec, data, config, kd_teacher=None) -> dict:
               "curve": [{"epoch": h["epoch"], "stage": h["stage"], "val_accuracy": h["val_accuracy"],
                          "val_balanced_accuracy": h.get("val_balanced_accuracy")}
                         for h in result.history if "val_accuracy" in h],
-              "info": {k: v for k, v in result.info.items() if k in ("ssl", "stages", "method")}}
+              "ssl_steps": result.info.get("strategies", {}).get("ssl", {}).get("steps", 0),
+              "ssl_loss": result.info.get("strategies", {}).get("ssl", {}).get("loss")}
     _append(record)
     print(f"{job['key']}: test acc {test['accuracy']:.4f} best epoch {record['best_epoch']} "
           f"({record['seconds']} s)", flush=True)
@@ -94,15 +130,15 @@ def curve(args: argparse.Namespace) -> None:
     from edgeskd.training import TrainConfig
 
     torch.set_num_threads(args.threads)
-    teacher, spec = _models()
     for fraction in [float(f) for f in args.fractions.split(",")]:
-        epochs = CURVE_EPOCHS[fraction]
+        epochs = curve_epochs(fraction)
         key = f"curve/{fraction}/single-ws/{epochs}/0"
         if key in _done():
             continue
-        data = make_splits(fraction)
+        data = make_splits_cached(fraction)
+        teacher, spec = _models(len(data.train.classes))
         config = TrainConfig(method="single-ws", epochs_skd=epochs, epochs_finetune=0, seed=0,
-                             val_every=CURVE_VAL_EVERY[fraction], head_init="zero")
+                             val_every=CURVE_VAL_EVERY.get(fraction, 1), head_init="zero")
         _run_job({"key": key, "kind": "curve", "fraction": fraction, "name": "single-ws", "seed": 0,
                   "epochs": epochs}, teacher, spec, data, config)
 
@@ -111,29 +147,42 @@ def curve(args: argparse.Namespace) -> None:
 SSL_EPOCHS = 1  # passes of the BYOL stage over labelled + unlabelled pool (6,000 images at 1%)
 
 
-def ablation_jobs(fraction: float, seeds: list[int]) -> list[dict]:
-    e = CURVE_EPOCHS[fraction]
-    steps_per_epoch = math.ceil(len(make_splits_cached(fraction).train.labels) / 64)
-    pool = len(make_splits_cached(fraction).train.labels) + len(make_splits_cached(fraction).unlabelled.labels)
+def ablation_jobs(fraction: float, seeds: list[int], sizes: tuple[int, int] | None = None) -> list[dict]:
+    """Rows x seeds in priority order: the candidate that could change the default and the paired single-WS seeds
+    first, so that a run cut short by the machine still answers the main question. sizes = (labelled, unlabelled)
+    images; read from the data when not given."""
+    e = curve_epochs(fraction)
+    if sizes is None:
+        data = make_splits_cached(fraction)
+        sizes = (len(data.train.labels), len(data.unlabelled.labels) if data.unlabelled is not None else 0)
+    steps_per_epoch = math.ceil(sizes[0] / 64)
+    pool = sizes[0] + sizes[1]
     ssl_steps = SSL_EPOCHS * math.ceil(pool / 64)
-    # equal optimizer steps: the SSL stage's steps are taken from the fine-tuning stage
+    # equal optimizer steps: the SSL stage's steps are taken from the CE stage
     e_equal = max(1, e - round(ssl_steps / steps_per_epoch))
-    rows = []
-    for seed in seeds:
-        rows += [
-            {"name": "single-ws", "seed": seed, "epochs": e},
-            {"name": "ssl-skd", "b_init": "copy-a", "seed": seed, "epochs": e, "ssl_epochs": SSL_EPOCHS},
-            {"name": "ssl-skd", "b_init": "selection", "seed": seed, "epochs": e, "ssl_epochs": SSL_EPOCHS},
-            {"name": "ssl-skd", "b_init": "copy-a", "seed": seed, "epochs": e_equal, "ssl_epochs": SSL_EPOCHS,
-             "equal_steps": True},
-            {"name": "dual-skd", "seed": seed, "epochs": e},
-            {"name": "classic-kd", "seed": seed, "epochs": e},
-            {"name": "random-init", "seed": seed, "epochs": e},
-        ]
-    for r in rows:
-        r["fraction"] = fraction
-        r["key"] = job_key(r)
-    return rows
+    rows = {
+        "single-ws": {"name": "single-ws", "epochs": e},
+        "ssl-copy": {"name": "ssl-skd", "b_init": "copy-a", "epochs": e, "ssl_epochs": SSL_EPOCHS},
+        "ssl-sel": {"name": "ssl-skd", "b_init": "selection", "epochs": e, "ssl_epochs": SSL_EPOCHS},
+        "ssl-copy-equal": {"name": "ssl-skd", "b_init": "copy-a", "epochs": e_equal, "ssl_epochs": SSL_EPOCHS,
+                           "equal_steps": True},
+        "dual-skd": {"name": "dual-skd", "epochs": e},
+        "classic-kd": {"name": "classic-kd", "epochs": e},
+        "random-init": {"name": "random-init", "epochs": e},
+    }
+    s0, rest = seeds[:1], seeds[1:]
+    order = ([("ssl-copy", s) for s in s0] + [("single-ws", s) for s in rest[:1]]
+             + [("ssl-copy", s) for s in rest[:1]] + [("ssl-sel", s) for s in s0] + [("dual-skd", s) for s in s0]
+             + [("single-ws", s) for s in rest[1:]] + [("ssl-copy", s) for s in rest[1:]]
+             + [("ssl-sel", s) for s in rest] + [("dual-skd", s) for s in rest]
+             + [("ssl-copy-equal", s) for s in seeds] + [("classic-kd", s) for s in seeds]
+             + [("random-init", s) for s in seeds] + [("single-ws", s) for s in s0])
+    out = []
+    for row, seed in order:
+        job = {**rows[row], "seed": seed, "fraction": fraction}
+        job["key"] = job_key(job)
+        out.append(job)
+    return out
 
 
 def job_key(job: dict) -> str:
@@ -147,7 +196,7 @@ _SPLITS: dict[float, object] = {}
 
 def make_splits_cached(fraction: float):
     if fraction not in _SPLITS:
-        _SPLITS[fraction] = make_splits(fraction)
+        _SPLITS[fraction] = make_splits(fraction) if SOURCE == "fashion-mnist" else _source_splits(fraction)
     return _SPLITS[fraction]
 
 
@@ -155,7 +204,7 @@ def config_for(job: dict):
     """TrainConfig of one ablation row. Every method's CE training runs `epochs` epochs at the same peak lr."""
     from edgeskd.training import TrainConfig
 
-    common = dict(seed=job["seed"], val_every=CURVE_VAL_EVERY[job["fraction"]] * 3, head_init="zero",
+    common = dict(seed=job["seed"], val_every=CURVE_VAL_EVERY.get(job["fraction"], 1), head_init="zero",
                   teacher_epochs=10 if job["fraction"] < 0.1 else 2)
     e = job["epochs"]
     if job["name"] in ("single-ws", "random-init"):
@@ -168,10 +217,18 @@ def config_for(job: dict):
     raise SystemExit(f"unknown ablation row {job['name']}")
 
 
+def ssl_config(job: dict, common: dict):
+    """ssl-skd: the BYOL stage over labelled + unlabelled images, then `epochs` of CE exactly as single-ws."""
+    from edgeskd.training import TrainConfig
+
+    return TrainConfig(method="ssl-skd", epochs_skd=job["epochs"], epochs_finetune=0, use_unlabelled=True,
+                       method_options={"ssl_epochs": job["ssl_epochs"], "target_init": job["b_init"]}, **common)
+
+
 def ablate(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     deadline = _deadline(args.until)
-    teacher, spec = _models()
+    teacher = spec = None
     kd_teachers: dict[tuple, torch.nn.Module] = {}
     for fraction in [float(f) for f in args.fractions.split(",")]:
         for job in ablation_jobs(fraction, [int(s) for s in args.seeds.split(",")]):
@@ -183,6 +240,8 @@ def ablate(args: argparse.Namespace) -> None:
                 print(f"deadline {args.until} passed: not starting {job['key']} or later rows", flush=True)
                 return
             data = make_splits_cached(fraction)
+            if spec is None or spec.num_classes != len(data.train.classes):
+                teacher, spec = _models(len(data.train.classes))
             config = config_for(job)
             kd_teacher = None
             if config.method == "classic-kd":
@@ -200,7 +259,7 @@ def ablate(args: argparse.Namespace) -> None:
 
 def _curve_alias(job: dict) -> str:
     """The curve run is the seed-0 single-ws row (same config apart from validation spacing)."""
-    if job["name"] == "single-ws" and job["seed"] == 0 and job["epochs"] == CURVE_EPOCHS[job["fraction"]]:
+    if job["name"] == "single-ws" and job["seed"] == 0 and job["epochs"] == curve_epochs(job["fraction"]):
         return f"curve/{job['fraction']}/single-ws/{job['epochs']}/0"
     return ""
 
@@ -222,10 +281,13 @@ def _row_name(r: dict) -> str:
 
 def report(args: argparse.Namespace) -> str:
     records = _records()
-    out = [f"# Converged-schedule ablation (issue 15): Fashion-MNIST, {RES} px, Lite0 0.5/0.5 student", "",
+    out = [f"# Converged-schedule ablation (issue 15): {SOURCE}, {RES} px, Lite0 0.5/0.5 student", "",
            "Generated by `python benchmarks/ablation_converged.py report` from ablation_converged_runs.jsonl "
-           f"({len(records)} runs). Split as benchmarks/ablation_skd.py: val 1,000 training images, test 2,000 "
-           "stratified test images, unlabelled pool 9x the labelled count (5,400 at 1%); head zero-initialised.", ""]
+           f"({len(records)} runs). " + (
+               "Split as benchmarks/ablation_skd.py: val 1,000 training images, test 2,000 stratified test images, "
+               "unlabelled pool 9x the labelled count (5,400 at 1%)" if SOURCE == "fashion-mnist" else
+               f"The source's own split, val and test capped at {CAPS['val']} and {CAPS['test']} images, unlabelled "
+               f"pool {CAPS['unlabelled_per_labelled']}x the labelled count") + "; head zero-initialised.", ""]
     curves = [r for r in records if r["kind"] == "curve"]
     for r in curves:
         out += [f"## Single WS convergence curve, {r['fraction']:.0%} labels ({r['n_train']} images), one cosine "
@@ -262,7 +324,8 @@ def report(args: argparse.Namespace) -> str:
         summary.append({"fraction": fraction, "method": name, "ce_epochs": epochs, "ssl_epochs": ssl,
                         "seeds": [r["seed"] for r in rs], "accuracy": acc, "mean": mean, "std": std,
                         "paired_diff_vs_single_ws": diffs})
-    planned = [j for f in (0.01,) for j in ablation_jobs(f, [0, 1, 2])]
+    sizes = {r["fraction"]: (r["n_train"], r["n_unlabelled"]) for r in records}
+    planned = [j for f in sorted(sizes) for j in ablation_jobs(f, [0, 1, 2], sizes[f])]
     done = _done()
     missing = [j["key"] for j in planned if j["key"] not in done and _curve_alias(j) not in done]
     if missing:
@@ -271,8 +334,9 @@ def report(args: argparse.Namespace) -> str:
     if args.write:
         from edgeskd._io import atomic_write_json, atomic_write_text
 
-        atomic_write_text(RESULTS / "ablation_converged.md", text)
-        atomic_write_json(RESULTS / "ablation_converged.json",
+        stem = "ablation_converged" + ("" if SOURCE == "fashion-mnist" else f"_{Path(SOURCE).stem}")
+        atomic_write_text(RESULTS / f"{stem}.md", text)
+        atomic_write_json(RESULTS / f"{stem}.json",
                           {"resolution": RES, "curves": [{k: r[k] for k in ("fraction", "epochs", "seed", "curve",
                                                                               "best_epoch", "test")} for r in curves],
                            "rows": summary, "not_run": missing})
@@ -304,7 +368,17 @@ def main() -> None:
     al.add_argument("--until", default="")
     al.add_argument("--threads", type=int, default=1)
     al.set_defaults(func=lambda a: (curve(a), ablate(a), report(argparse.Namespace(write=True))))
+    for sp in (c, a, r, al):
+        sp.add_argument("--data", default="fashion-mnist",
+                        help="data source (default fashion-mnist): a MedMNIST .npz, an image folder, a built-in name")
+        sp.add_argument("--epochs", type=int, default=0,
+                        help="CE epochs of the curve and of every row (default: 90 at 1%%, 12 at 10%%)")
     args = parser.parse_args()
+    configure(args.data)
+    if args.epochs:
+        for f in [float(v) for v in getattr(args, "fractions", "0.01").split(",")]:
+            CURVE_EPOCHS[f] = args.epochs
+            CURVE_VAL_EVERY.setdefault(f, max(1, args.epochs // 30))
     args.func(args)
 
 

@@ -1,9 +1,9 @@
 """Cost of one SKD step relative to one plain fine-tuning step of the same student, measured in one process.
 
-Both steps run the trainer's own code (edgeskd.training.trainer._Run.step_losses, backward, AdamW step, and for SKD
-the EMA update of B). plain = the fine-tuning stage (A, one augmented view, CE); skd = the dual-skd stage (two views,
-A forward+backward, B forward without gradients, EMA update). Rounds alternate between the two so machine load hits
-both alike; the table reports medians. Requirement: skd / plain <= 1.5.
+Both steps run the trainer's own code (the dual-skd method's losses from edgeskd.training.methods, backward, AdamW
+step, and for SKD the method's after-step hook, the EMA update of B). plain = the fine-tuning stage (A, one augmented
+view, CE); skd = the dual-skd stage (two views, A forward+backward, B forward without gradients, EMA update). Rounds
+alternate between the two so machine load hits both alike; the table reports medians. Requirement: skd / plain <= 1.5.
 
     python benchmarks/skd_step_cost.py [--resolution 32 64] [--rounds 15] [--threads 1]
 """
@@ -30,18 +30,17 @@ def make_data(n: int, classes: int = 10):
     return DatasetSplits(part, part, part, part, "random-pixels")
 
 
-def one_step(run, stage: str, opt, x, y, xu, gen, ema_momentum: float | None) -> float:
-    from edgeskd.training.trainer import _ema_update
+def one_step(run, stage: str, opt, x, y, xu, gen) -> float:
+    from edgeskd.training.methods.base import StepBatch
 
     t0 = time.perf_counter()
-    terms, _ = run.step_losses(stage, x, y, xu, 1.0, gen)
+    terms, _ = run.method.losses(run, stage, StepBatch(x, y, xu, 1.0, gen))
     loss = sum(terms.values())
     opt.zero_grad(set_to_none=True)
     loss.backward()
     nn.utils.clip_grad_norm_(run.a.parameters(), 5.0)
     opt.step()
-    if ema_momentum is not None:
-        _ema_update(run.b, run.a, ema_momentum)
+    run.method.after_step(run, stage)  # dual-skd: the EMA update of B in stage "skd", nothing in "finetune"
     return time.perf_counter() - t0
 
 
@@ -49,7 +48,9 @@ def measure(resolution: int, rounds: int, batch: int) -> dict:
     from edgeskd.data.preprocess import PreprocessSpec
     from edgeskd.models import StudentSpec, load_teacher
     from edgeskd.training import TrainConfig
-    from edgeskd.training.trainer import _Run, _tensors
+    from edgeskd.training.methods import get_method
+    from edgeskd.training.methods.base import Run
+    from edgeskd.training.trainer import _tensors
 
     teacher = load_teacher("tf_efficientnet_lite0")
     spec = StudentSpec("tf_efficientnet_lite0", 0.5, 0.5, resolution, num_classes=10)
@@ -57,7 +58,7 @@ def measure(resolution: int, rounds: int, batch: int) -> dict:
     pre = PreprocessSpec.for_model(teacher, size=resolution)
     train_d = _tensors(data.train, pre)
     cfg = TrainConfig(method="dual-skd")
-    run = _Run(spec, teacher, cfg, train_d, train_d, train_d, None, progress=False)
+    run = Run(spec, teacher, cfg, get_method("dual-skd"), train_d, train_d, train_d, None)
     run.a.train()
     run.b.train()
     opt = torch.optim.AdamW(run.a.parameters(), lr=1e-4)
@@ -66,9 +67,9 @@ def measure(resolution: int, rounds: int, batch: int) -> dict:
     xu = train_d.x[batch:2 * batch]
     times: dict[str, list[float]] = {"plain": [], "skd": [], "skd+unlabelled": []}
     for r in range(rounds + 2):  # two warm-up rounds
-        got = {"plain": one_step(run, "finetune", opt, x, y, None, gen, None),
-               "skd": one_step(run, "skd", opt, x, y, None, gen, cfg.ema_momentum),
-               "skd+unlabelled": one_step(run, "skd", opt, x, y, xu, gen, cfg.ema_momentum)}
+        got = {"plain": one_step(run, "finetune", opt, x, y, None, gen),
+               "skd": one_step(run, "skd", opt, x, y, None, gen),
+               "skd+unlabelled": one_step(run, "skd", opt, x, y, xu, gen)}
         if r >= 2:
             for k, v in got.items():
                 times[k].append(v)

@@ -1,6 +1,6 @@
 """Cost of one ssl-skd (BYOL-style) step relative to one plain fine-tuning step of the same student, in one process.
 
-plain = the trainer's fine-tuning step (A, one augmented view of a batch, CE, backward, AdamW);
+plain = single-ws's step through the method registry (A, one augmented view of a batch, CE, backward, clip, AdamW);
 ssl   = edgeskd.training.ssl.BYOLStage on the same batch: two views, A + projector + predictor forward and backward on
         both, the EMA target (B + projector) forward on both without gradients, AdamW, EMA update.
 Both see the same batch of images, so the ratio is per image of the pool. Rounds alternate so machine load hits both
@@ -22,22 +22,25 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from skd_step_cost import make_data, one_step  # noqa: E402  (the plain step exactly as skd_step_cost measures it)
+from skd_step_cost import make_data  # noqa: E402  (the same random-pixel batch as skd_step_cost)
 
 
 def measure(resolution: int, rounds: int, batch: int) -> dict:
     from edgeskd.data.preprocess import PreprocessSpec
     from edgeskd.models import StudentSpec, load_teacher
     from edgeskd.training import TrainConfig
+    from edgeskd.training.methods import get_method
+    from edgeskd.training.methods.base import Run, StepBatch
     from edgeskd.training.ssl import BYOLStage, SSLOptions
-    from edgeskd.training.trainer import _Run, _tensors
+    from edgeskd.training.trainer import _tensors
 
     teacher = load_teacher("tf_efficientnet_lite0")
     spec = StudentSpec("tf_efficientnet_lite0", 0.5, 0.5, resolution, num_classes=10)
     data = make_data(batch)
     pre = PreprocessSpec.for_model(teacher, size=resolution)
     train_d = _tensors(data.train, pre)
-    run = _Run(spec, teacher, TrainConfig(method="single-ws"), train_d, train_d, None, None, progress=False)
+    method = get_method("single-ws")
+    run = Run(spec, teacher, TrainConfig(method="single-ws"), method, train_d, train_d, None, None)
     run.a.train()
     opt = torch.optim.AdamW(run.a.parameters(), lr=1e-4)
     stage = BYOLStage(copy.deepcopy(run.a), copy.deepcopy(run.a), SSLOptions())
@@ -46,6 +49,16 @@ def measure(resolution: int, rounds: int, batch: int) -> dict:
     ssl_opt = torch.optim.AdamW(stage.online_params, lr=1e-4)
     gen = torch.Generator().manual_seed(0)
     x, y = train_d.x[:batch], train_d.y[:batch]
+
+    def plain_step() -> float:
+        t0 = time.perf_counter()
+        terms, _ = method.losses(run, "finetune", StepBatch(x, y, None, 1.0, gen))
+        loss = sum(terms.values())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(run.a.parameters(), 5.0)
+        opt.step()
+        return time.perf_counter() - t0
 
     def ssl_step() -> float:
         t0 = time.perf_counter()
@@ -59,7 +72,7 @@ def measure(resolution: int, rounds: int, batch: int) -> dict:
 
     times: dict[str, list[float]] = {"plain": [], "ssl": []}
     for r in range(rounds + 2):  # two warm-up rounds
-        got = {"plain": one_step(run, "finetune", opt, x, y, None, gen, None), "ssl": ssl_step()}
+        got = {"plain": plain_step(), "ssl": ssl_step()}
         if r >= 2:
             for k, v in got.items():
                 times[k].append(v)

@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "edgeskd.errors": ("EdgeskdError", "DataError", "ModelError", "SelectionError", "TrainingError", "LatencyError",
-                       "ExportError", "SearchError", "MissingDependency"),
+                       "ExportError", "SearchError", "MissingDependency", "OutputError", "RuntimeAdapterError"),
     "edgeskd.data": ("load_dataset", "ImageSet", "DatasetSplits", "BUILTIN_DATASETS", "read_image", "read_dicom",
                      "to_tensors"),
     "edgeskd.data.preprocess": ("PreprocessSpec", "preprocess"),
@@ -33,7 +33,9 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "edgeskd.export.onnx": ("export_onnx",),
     "edgeskd.latency": ("Target", "get_target", "list_targets", "Measurement", "measure", "measure_model",
                         "LatencyCache", "check_budget", "compare"),
+    "edgeskd.runtimes": ("get_adapter", "list_adapters", "RuntimeAdapter", "Runner", "predict"),
     "edgeskd.search": ("run_search", "SearchConfig", "SearchSpace", "load_space"),
+    "edgeskd.search.deployment": ("Deployment", "DeploySpace", "filter_deployments"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = ["__version__", *_WHERE]

@@ -69,7 +69,10 @@ def probe_file_writable(path: str | os.PathLike, what: str = "output file") -> P
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"{what} {path} is a folder; give a file name")
-    probe_writable(path.parent if str(path.parent) else Path("."), f"folder of {what} {path}")
+    try:
+        probe_writable(path.parent, "folder")
+    except OutputError as exc:
+        raise OutputError(f"{what} {path}: {exc}") from exc
     return path
 
 
@@ -112,7 +115,7 @@ def publish_folder(final: str | os.PathLike, *, overwrite: bool = False) -> Iter
     On any error the temporary folder is removed and `final` is left exactly as it was. With `overwrite`, an
     existing `final` is moved aside first and deleted only after the new folder is in place.
     """
-    final = Path(final)
+    final = Path(final).resolve()  # "." or "out/" must still name a folder with a parent
     parent = final.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)

@@ -75,3 +75,11 @@ def read_json_object(path: str | os.PathLike, error: type[Exception], what: str,
     if not isinstance(data, dict):
         raise error(f"{what} {path} must hold a JSON object; found {type(data).__name__}")
     return data
+
+
+def parse_json(text: str | bytes, error: type[Exception], what: str, **limits: int) -> Any:
+    """json.loads of text from a file header or a request, bounded; failures raise `error` naming `what`."""
+    try:
+        return loads_bounded(text, **limits)
+    except (ValueError, TypeError) as exc:  # JSONDecodeError, JSONLimitError, UnicodeDecodeError, not a string
+        raise error(f"{what} is not valid JSON: {exc}") from exc

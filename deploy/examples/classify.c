@@ -69,9 +69,9 @@ static image read_pnm(const char *path) {
     }
     img.channels = magic[1] == '5' ? 1 : 3;
     /* bound the allocation by the header, before reading any pixel (read_number caps each side at ~10^7) */
-    if (img.width * img.height > (size_t)EDGESKD_MAX_IMAGE_PIXELS) {
-        fprintf(stderr, "classify: %s is %zux%zu = %zu pixels; the limit is %u (EDGESKD_MAX_IMAGE_PIXELS)\n", path,
-                img.width, img.height, img.width * img.height, (unsigned)EDGESKD_MAX_IMAGE_PIXELS);
+    if (img.width > (size_t)EDGESKD_MAX_IMAGE_PIXELS / img.height) {
+        fprintf(stderr, "classify: %s is %zux%zu = %.0f pixels; the limit is %u (EDGESKD_MAX_IMAGE_PIXELS)\n", path,
+                img.width, img.height, (double)img.width * (double)img.height, (unsigned)EDGESKD_MAX_IMAGE_PIXELS);
         fclose(f);
         return img;
     }

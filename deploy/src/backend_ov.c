@@ -1,5 +1,7 @@
-/* OpenVINO backend (C API). Runs the bundle's model.xml + model.bin. Inference precision is pinned to f32: on CPUs
- * with AMX/AVX512-BF16 OpenVINO would otherwise default to bf16 and move logits by up to ~6e-2. */
+/* OpenVINO backend (C API). Runs the bundle's model.xml + model.bin, or its primary IR (manifest "primary"). The
+ * inference precision is always set: f32 unless the manifest's primary model names bf16/f16 (an NNCF int8 IR runs
+ * at f32, its int8 layers come from the graph); on CPUs with AMX/AVX512-BF16 OpenVINO would otherwise default to
+ * bf16 and move logits by up to ~6e-2. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,11 +171,11 @@ edgeskd_status backend_ov_open(const manifest *m, const edgeskd_options *opts, b
     }
     if (opts->num_threads > 0) {
         cs = ov_core_compile_model(s->core, s->model, device, 6, &s->compiled, ov_property_key_hint_inference_precision,
-                                   "f32", ov_property_key_hint_performance_mode, "LATENCY",
+                                   m->ov_precision_hint, ov_property_key_hint_performance_mode, "LATENCY",
                                    ov_property_key_inference_num_threads, threads);
     } else {
         cs = ov_core_compile_model(s->core, s->model, device, 4, &s->compiled, ov_property_key_hint_inference_precision,
-                                   "f32", ov_property_key_hint_performance_mode, "LATENCY");
+                                   m->ov_precision_hint, ov_property_key_hint_performance_mode, "LATENCY");
     }
     if (!ov_ok(cs, "compiling the model", err, err_size)) {
         /* an unknown or absent device ends up here: say which one was asked for */

@@ -203,6 +203,7 @@ void edgeskd_close(edgeskd_model *m) {
     free(m->logits);
     pthread_mutex_destroy(m->lock);
     free(m->lock);
+    if (last.owner == m) begin_call(NULL); /* a later handle at the same address must not inherit the message */
     free(m);
 }
 
@@ -283,7 +284,7 @@ static edgeskd_status check_pixels(char *err, const char *fn, const uint8_t *pix
                   height, MAX_IMAGE_SIDE);
         return EDGESKD_ERR_INVALID_ARGUMENT;
     }
-    if (width * height > (size_t)EDGESKD_MAX_IMAGE_PIXELS) {
+    if (width > (size_t)EDGESKD_MAX_IMAGE_PIXELS / height) { /* width * height without overflow on 32-bit */
         set_error(err, ERR_SIZE, "%s: image size %zux%zu is %zu pixels; the limit is %u (EDGESKD_MAX_IMAGE_PIXELS)",
                   fn, width, height, width * height, (unsigned)EDGESKD_MAX_IMAGE_PIXELS);
         return EDGESKD_ERR_INVALID_ARGUMENT;

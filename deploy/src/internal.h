@@ -26,6 +26,7 @@ typedef struct manifest {
     bundle_file openvino_xml;
     bundle_file openvino_bin;
     bundle_file tensorrt;
+    char ov_precision_hint[8]; /* "f32" unless the manifest's primary model asks for bf16 / f16 */
     char *input_name;
     char *output_name;
     int64_t input_shape[4]; /* 1, C, S, S */

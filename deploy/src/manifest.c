@@ -136,6 +136,46 @@ static int parse(const ctx *c, const char *dir, const json_value *root, manifest
         return 0;
     }
 
+    /* The primary model (a search's chosen runtime/precision, e.g. an NNCF int8 IR or an ORT QDQ model) replaces
+     * the file its runtime's backend opens; the OpenVINO precision hint is the manifest's. */
+    snprintf(m->ov_precision_hint, sizeof m->ov_precision_hint, "f32");
+    const json_value *primary = json_get(root, "primary");
+    if (primary && primary->type == JSON_OBJECT) {
+        const json_value *runtime = need(c, primary, "runtime", JSON_STRING, "primary.runtime", "a string");
+        if (!runtime) return 0;
+        if (strcmp(runtime->string, "openvino") == 0) {
+            bundle_file xml = {0}, bin = {0};
+            if (!join_file(c, dir, root, files, "primary", &xml) ||
+                !join_file(c, dir, root, files, "primary_bin", &bin)) {
+                free(xml.path);
+                return 0;
+            }
+            if (!xml.path || !bin.path) {
+                free(xml.path);
+                free(bin.path);
+                return bad(c, "model.files.primary", "the primary OpenVINO IR (primary and primary_bin)");
+            }
+            free(m->openvino_xml.path);
+            free(m->openvino_bin.path);
+            m->openvino_xml = xml;
+            m->openvino_bin = bin;
+            const json_value *hint = json_get(primary, "inference_precision_hint");
+            if (hint && hint->type == JSON_STRING) {
+                if (strcmp(hint->string, "f32") != 0 && strcmp(hint->string, "bf16") != 0 &&
+                    strcmp(hint->string, "f16") != 0) {
+                    return bad(c, "primary.inference_precision_hint", "f32, bf16 or f16");
+                }
+                snprintf(m->ov_precision_hint, sizeof m->ov_precision_hint, "%s", hint->string);
+            }
+        } else if (strcmp(runtime->string, "onnxruntime") == 0) {
+            bundle_file onnx = {0};
+            if (!join_file(c, dir, root, files, "primary", &onnx)) return 0;
+            if (!onnx.path) return bad(c, "model.files.primary", "the primary ONNX model");
+            free(m->onnx.path);
+            m->onnx = onnx;
+        }
+    }
+
     const json_value *input = need(c, model, "input", JSON_OBJECT, "model.input", "an object");
     if (!input) return 0;
     const json_value *name = need(c, input, "name", JSON_STRING, "model.input.name", "a string");

@@ -20,7 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("edgeskd.cli.doctor", "print versions, runtimes, execution providers, CPU features and GPUs found"),
     "data": ("edgeskd.cli.data", "inspect and validate a dataset (image folder, MedMNIST .npz, DICOM, built-in sets)"),
     "select": ("edgeskd.cli.select", "dual weight selection: teacher weights -> two student initialisations"),
-    "train": ("edgeskd.cli.train", "dual self-knowledge distillation + fine-tuning, and baselines to compare"),
+    "train": ("edgeskd.cli.train", "train a student (default: weight selection + CE; SKD methods and baselines "
+                                   "to compare)"),
     "export": ("edgeskd.cli.export", "export a checkpoint to ONNX / OpenVINO / TensorRT with parity gates, as a bundle"),
     "verify": ("edgeskd.cli.verify", "re-check a bundle: file hashes, manifest schema and parity"),
     "bench": ("edgeskd.cli.bench", "measure latency of a model or bundle on a target; CI gate with --assert-latency-ms"),

@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 from collections.abc import Iterator
 
 from edgeskd.errors import OutputError
-
-# errno values that mean "this place cannot be written", as opposed to a bug
-WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.ENOENT, errno.ENOTDIR,
-                errno.EISDIR, errno.EFBIG, errno.EIO, errno.EEXIST}
 
 
 @contextlib.contextmanager

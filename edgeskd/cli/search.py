@@ -41,11 +41,18 @@ def register(sub, name, help_text):
                    help="validation metric to maximise (default balanced_accuracy)")
     p.add_argument("--storage", default=None, help="study storage: postgresql://user:pass@host/db for many workers "
                    "or machines; sqlite:///FILE.db (one worker); default: a journal file in the run folder")
-    p.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
+    p.add_argument("--workers", type=int, default=1, help="local worker processes (default 1); with G GPUs, worker i "
+                   "trains on GPU i mod G (see docs/search.md, devices)")
+    p.add_argument("--device", default="auto", help="where trials train: auto (CUDA when torch sees one) | cpu | "
+                   "cuda (workers spread over the GPUs) | cuda:N (every worker on GPU N)")
     p.add_argument("--study", default=None, help="study name (default: derived from teacher, data, target, budget); "
                    "workers on other machines join by this name")
     p.add_argument("--run-dir", default=None, help="run folder (default: runs/STUDY)")
     add_data_options(p)  # --train-fraction (data-scarce mode), --val/--test-fraction, --same-size, --dicom-window
+    p.add_argument("--runtimes", default="", help="deployment-aware search: comma-separated runtimes to search "
+                   "(ort, openvino, tensorrt); replaces the space's deploy: runtimes")
+    p.add_argument("--precisions", default="", help="deployment-aware search: comma-separated precisions to search "
+                   "(fp32, bf16, fp16, int8); combinations this device does not support are dropped, with the reason")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--stages", default=None, help=argparse.SUPPRESS)  # tests: "module:function" returning Stages
     add_json_flag(p)
@@ -53,9 +60,24 @@ def register(sub, name, help_text):
     return p
 
 
+def check_numbers(args: argparse.Namespace) -> None:
+    """Budgets and limits are finite and in range where they enter (a NaN budget would pass every trial)."""
+    from edgeskd._limits import check_range
+    from edgeskd.errors import SearchError
+
+    check_range(args.latency_ms, "--latency-ms", low=0, high=1e9, low_open=True, error=SearchError)
+    if args.timeout is not None:
+        check_range(args.timeout, "--timeout", low=0, high=1e9, low_open=True, error=SearchError)
+    if args.trials is not None:
+        check_range(args.trials, "--trials", low=1, high=1e9, integer=True, error=SearchError)
+    check_range(args.workers, "--workers", low=1, high=4096, integer=True, error=SearchError)
+    check_range(args.train_fraction, "--train-fraction", low=0, high=1, low_open=True, error=SearchError)
+
+
 def build_config(args: argparse.Namespace):
     from edgeskd.search.config import DEMO_DATA, DEMO_TEACHER, SearchConfig
 
+    check_numbers(args)
     demo = args.data is None
     trials = args.trials
     if trials is None and args.timeout is None:
@@ -64,11 +86,11 @@ def build_config(args: argparse.Namespace):
     config = SearchConfig(data=args.data or DEMO_DATA, teacher=args.teacher or DEMO_TEACHER,
                           teacher_weights=args.teacher_weights, target=args.target, latency_ms=args.latency_ms,
                           statistic=args.statistic, trials=trials, timeout=args.timeout, pareto=args.pareto,
-                          workers=args.workers, seed=args.seed, metric=args.metric, demo=demo,
-                          space=args.space or ("demo" if demo and args.teacher is None else ""),
-                          study=args.study or "", run_dir=args.run_dir or "",
-                          teacher_num_classes=args.teacher_num_classes, **SearchConfig.data_fields(data_options(args)),
-                          **extra)
+                          workers=args.workers, device=args.device, seed=args.seed, metric=args.metric,
+                          demo=demo, space=args.space or ("demo" if demo and args.teacher is None else ""),
+                          study=args.study or "", run_dir=args.run_dir or "", runtimes=args.runtimes,
+                          precisions=args.precisions, teacher_num_classes=args.teacher_num_classes,
+                          **SearchConfig.data_fields(data_options(args)), **extra)
     return config.resolve()
 
 
@@ -90,8 +112,19 @@ def run(args: argparse.Namespace) -> int:
         print_json(summary)
     else:
         lat = winner["latency_ms"][config.statistic]
+        deployed = winner.get("artifact")
+        where = f" on {deployed['label']}" if deployed else ""
         print(f"winner: trial {winner['trial']}  val {config.metric} {winner['val_metric']:.4f}  "
-              f"{config.statistic} {lat:.2f} ms (budget {config.latency_ms:g} ms)")
+              f"{config.statistic} {lat:.2f} ms{where} (budget {config.latency_ms:g} ms)")
+        if deployed:
+            print(f"deployed as {deployed['label']} ({deployed['runtime']} {deployed['precision']}): "
+                  f"{deployed['split']} {config.metric} {deployed['metric']:.4f} through the artifact, "
+                  f"PyTorch fp32 {deployed['pytorch_metric']:.4f} (drop {deployed['metric_drop']:+.4f})")
+        note = (summary.get("validation") or {}).get("text")
+        if note:
+            print(f"note: {note}")
+        print(f"trials: {summary['trained']} trained (what --trials counts), {summary['reused']} reused, "
+              f"{summary['refused']} refused as over budget")
         print(f"bundle: {winner['bundle']}")
         print(f"report: {config.run_dir}/report.html")
         if config.demo:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
 from edgeskd.cli._common import (add_data_options, add_json_flag, add_teacher_num_classes, data_options,
                                  print_json)
 
@@ -11,6 +13,18 @@ from edgeskd.cli._common import (add_data_options, add_json_flag, add_teacher_nu
 _FLAGS = ("epochs_skd", "epochs_finetune", "lr", "finetune_lr_scale", "weight_decay", "batch_size", "temperature",
           "kd_weight", "kd_ramp", "ema_momentum", "head_init", "b_init", "b_probe_epochs", "label_smoothing", "augment",
           "unlabelled_ratio", "teacher_epochs", "patience", "monitor", "strategy_a", "strategy_b")
+
+
+def add_device_flags(p: argparse.ArgumentParser) -> None:
+    """--device, --precision, --channels-last, --deterministic (shared by train and search)."""
+    p.add_argument("--device", default=None,
+                   help="auto (CUDA when torch sees one, else CPU) | cpu | cuda | cuda:N (default auto)")
+    p.add_argument("--precision", default=None, choices=("auto", "fp32", "bf16", "fp16"),
+                   help="auto: bf16 autocast on CUDA where supported, else fp16 + gradient scaler; fp32 on CPU")
+    p.add_argument("--channels-last", default=None, choices=("auto", "on", "off"),
+                   help="memory format; auto decides by a short timed probe, cached per model/device/resolution")
+    p.add_argument("--deterministic", action="store_true",
+                   help="torch deterministic algorithms (CUDA) and no timing-dependent choices; see docs/training.md")
 
 
 def register(sub, name: str, help_text: str) -> argparse.ArgumentParser:
@@ -44,8 +58,10 @@ def register(sub, name: str, help_text: str) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     add_data_options(p)  # --train-fraction, --val-fraction, --test-fraction, --same-size, --dicom-window
     p.add_argument("--use-unlabelled", action="store_true",
-                   help="feed the training images left out by --train-fraction to the KD term (no labels)")
+                   help="feed the training images left out by --train-fraction to the KD term, or to "
+                        "ssl-skd's self-supervised stage (no labels)")
     p.add_argument("--config", help="TrainConfig JSON file; flags given on the command line win")
+    add_device_flags(p)
     for name in _FLAGS:
         value = getattr(defaults, name)
         p.add_argument("--" + name.replace("_", "-"), type=type(value), default=None,
@@ -74,12 +90,13 @@ def build_config(args: argparse.Namespace):
         values["method_options"] = {**values.get("method_options", {}), **parse_options(args.method_option)}
     if args.use_unlabelled:
         values["use_unlabelled"] = True
+    values.update(device_values(args))
     return TrainConfig.from_dict(values)  # unknown keys in --config are an error naming them
 
 
 def _prepare_out(args: argparse.Namespace) -> None:
     """Refuse to replace an earlier run silently, and find an unwritable --out before any epoch is trained."""
-    from edgeskd._folders import check_output_folder, clear_folder
+    from edgeskd._folders import check_output_folder
     from edgeskd.errors import TrainingError
 
     if args.resume and args.overwrite:
@@ -88,9 +105,15 @@ def _prepare_out(args: argparse.Namespace) -> None:
         if args.resume or args.overwrite:
             raise TrainingError("--resume/--overwrite need --out")
         return
-    out = check_output_folder(args.out, overwrite=args.overwrite, resume=args.resume)
-    if args.overwrite:
-        clear_folder(out)
+    check_output_folder(args.out, overwrite=args.overwrite, resume=args.resume)
+
+
+def device_values(args: argparse.Namespace) -> dict:
+    """The TrainConfig fields the device flags set (only those given)."""
+    out = {k: getattr(args, k) for k in ("device", "precision", "channels_last") if getattr(args, k, None)}
+    if getattr(args, "deterministic", False):
+        out["deterministic"] = True
+    return out
 
 
 def parse_options(items: list[str]) -> dict:
@@ -120,6 +143,9 @@ def run(args: argparse.Namespace) -> int:
     from edgeskd.training import compare_methods, format_table, train
 
     config = build_config(args)
+    from edgeskd.training.device import resolve_device
+
+    resolve_device(config.device)  # --device cuda without CUDA fails here, before the data and teacher load
     _prepare_out(args)
     data = load_dataset(args.data, seed=args.seed, **data_options(args))
     teacher = load_teacher(args.teacher, args.teacher_weights, teacher_num_classes=args.teacher_num_classes)
@@ -133,6 +159,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         spec = StudentSpec(args.teacher, args.depth, args.width, resolution, num_classes=num_classes)
     torch.set_num_threads(max(1, torch.get_num_threads()))
+    if args.overwrite and Path(args.out).is_dir():  # only now: a bad dataset or teacher keeps the earlier run
+        from edgeskd._folders import clear_folder
+
+        clear_folder(Path(args.out))
     progress = not args.no_progress and not args.json and sys.stderr.isatty()
 
     if args.compare:
@@ -143,8 +173,6 @@ def run(args: argparse.Namespace) -> int:
         rows = compare_methods(methods, spec, data, teacher, config, seeds, out_dir=args.out, progress=progress)
         table = format_table(rows)
         if args.out:
-            from pathlib import Path
-
             from edgeskd._io import atomic_write_json, atomic_write_text
             from edgeskd.cli._output import writing
 

@@ -73,6 +73,12 @@ class BundleReport:
         out += [f"  skipped {s['format']}: {s['reason']}" for s in self.skipped]
         if self.int8:
             out.append(f"  int8 {self.int8.reason}")
+        primary = self.manifest.get("primary")
+        if primary:
+            gate = primary["gate"]
+            out.append(f"  primary {primary['runtime']}:{primary['precision']} ({primary['files']['primary']}): top-1 "
+                       f"agreement {gate['top1_agreement']:.3f} (min {gate['min_top1_agreement']}), accuracy drop "
+                       f"{gate['accuracy_drop']:.3f} (max {gate['max_accuracy_drop']}) on {gate['n']} parity images")
         out.append(f"  C runtime: {self.manifest['runtime']['note']}")
         return out
 
@@ -82,13 +88,18 @@ def export_bundle(checkpoint: Checkpoint | str | os.PathLike, out_dir: str | os.
                   parity_images: np.ndarray | list[np.ndarray] | ParityImages | None = None,
                   latency: Any = None, int8: bool = False, max_accuracy_drop: float = 0.01,
                   overwrite: bool = False, parity_labels: np.ndarray | list[int] | None = None,
-                  tensorrt_precision: str = "fp16", progress: bool = False) -> BundleReport:
+                  tensorrt_precision: str = "fp16", progress: bool = False, primary: str | None = None,
+                  calibration: np.ndarray | None = None, calibration_source: str = "training split",
+                  primary_accuracy: dict[str, Any] | None = None) -> BundleReport:
     """Export a checkpoint to every requested format, gate each artifact on parity with PyTorch, write the bundle.
 
     parity_images: raw uint8/uint16 images (any size) that go through the checkpoint's preprocessing for the
     real-batch parity check; default: a seeded batch of random-pixel images (recorded as such in the manifest).
     parity_labels: their class indices (into the checkpoint's labels), used for the INT8 accuracy drop.
     latency: a latency Measurement (anything with to_dict(), a dataclass) or a dict, recorded as given.
+    primary: "RUNTIME:PRECISION" (e.g. "openvino:int8"): the artifact the device runs, built by the runtime adapter
+    and gated for its precision (edgeskd.export.primary); int8 needs `calibration`, preprocessed training images
+    (N, C, S, S) float32, whose hash and size the manifest records; primary_accuracy: the search's numbers for it.
     Raises ExportError (with the numbers) when any artifact fails parity; no bundle is written then.
     """
     from tqdm import tqdm
@@ -164,6 +175,15 @@ def export_bundle(checkpoint: Checkpoint | str | os.PathLike, out_dir: str | os.
                 results.append(int8_result)
                 files[INT8_ARTIFACT.manifest_keys[0]] = INT8_ARTIFACT.files[0]
             bar.update()
+
+        if primary:
+            from edgeskd.export.primary import build_primary
+
+            bar.set_description(f"primary {primary}")
+            primary_files, extra["primary"] = build_primary(
+                primary, onnx_path, tmp, batch, reference, labels, calibration=calibration,
+                calibration_source=calibration_source, accuracy=primary_accuracy)
+            files.update(primary_files)
 
         bar.set_description("bundle")
         _write_npy(tmp / PARITY_BATCH_NAME, batch)
@@ -339,6 +359,7 @@ def _manifest(ckpt: Checkpoint, files: dict[str, str | None], results: list[Pari
                                       "min_top1": v.min_top1} for k, v in TOLERANCES.items()},
                    "results": [r.to_dict() for r in results]},
         "int8": extra.get("int8"),
+        "primary": extra.get("primary"),
         "skipped": skipped,
         "latency": latency,
         "latency_note": None if latency else "not measured at export; run 'edgeskd bench' on the target",

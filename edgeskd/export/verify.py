@@ -25,6 +25,7 @@ from edgeskd.errors import EdgeskdError, ExportError
 from edgeskd.export.bundle import CHECKPOINT_NAME
 from edgeskd.export.formats import INT8_ARTIFACT, format_of, runner_for
 from edgeskd.export.integrity import DIGEST_NAME, check_manifest, regular_file_problem
+from edgeskd.export.integrity import manifest_sha256 as manifest_digest
 from edgeskd.export.manifest import MANIFEST_NAME, load_manifest
 from edgeskd.export.parity import ParityResult, compare
 
@@ -35,13 +36,17 @@ class VerifyReport:
     files_checked: int
     parity: list[ParityResult] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    manifest_sha256: str = ""  # the digest to pin (classify / verify --manifest-sha256)
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "ok": True, "files_checked": self.files_checked,
+                "manifest_sha256": self.manifest_sha256,
                 "parity": [r.to_dict() for r in self.parity], "skipped": self.skipped}
 
     def lines(self) -> list[str]:
-        out = [f"bundle {self.path}: OK ({self.files_checked} files match their sha256)"]
+        out = [f"bundle {self.path}: OK ({self.files_checked} files match their sha256)",
+               f"  manifest.json sha256 {self.manifest_sha256} (matches manifest.sha256; pin it with "
+               "--manifest-sha256)"]
         out += [f"  parity ok: {r.describe()}" for r in self.parity]
         out += [f"  skipped: {s}" for s in self.skipped]
         return out
@@ -58,7 +63,7 @@ def verify_bundle(path: str | os.PathLike, *, parity: bool = True,
     failures = check_manifest(folder, manifest_sha256)  # raises when the manifest must not even be read
     manifest = load_manifest(folder)  # raises on schema problems: nothing else can be trusted then
     failures += _check_files(folder, manifest)
-    report = VerifyReport(folder, len(manifest["files"]))
+    report = VerifyReport(folder, len(manifest["files"]), manifest_sha256=manifest_digest(folder))
     if parity and not failures:  # parity on tampered files would only repeat the hash failure
         failures += _check_parity(folder, manifest, report)
     elif not parity:
@@ -136,6 +141,12 @@ def _check_parity(folder: Path, manifest: dict[str, Any], report: VerifyReport) 
             failures += _check_int8(folder, manifest, reference, logits)
         elif not result.passed:
             failures.append(f"parity gate failed for {result.describe()}")
+    if manifest.get("primary"):
+        from edgeskd.export.primary import check_primary
+
+        labels_file = data.get("labels_file")
+        labels = _load_npy(folder / labels_file, np.int64) if labels_file else None
+        failures += check_primary(folder, manifest, batch, reference, labels)
     return failures
 
 

@@ -8,12 +8,13 @@ Endpoints (JSON answers; errors are {"error": "...", "status": N}):
   POST /v1/measure                         body: the ONNX file; header X-Edgeskd-Settings: JSON
                                            {"target", "threads", "precision", "runs", "seconds", "warmup_s",
                                             "batch", "preprocess", "raw_size", "timeout_s"}
-Every endpoint but health needs `Authorization: Bearer TOKEN` (compared in constant time); a request with a wrong
-token has its body read and discarded (up to the upload limit) before the 401, so the client sees the 401 and not a
-broken pipe. Uploads are bounded in size, measurements in time, settings in range (edgeskd._limits: threads at most
-this device's cores, batch, runs, seconds); at most `max_connections` requests are served at once and the rest get
-503 at once (with a listen backlog of 128, so a burst is answered rather than reset). Nothing is ever unpickled: the body is parsed as ONNX protobuf and checked before any
-runtime sees it, and models that point at external data files are refused (they could read the agent's disk).
+Every endpoint but health needs `Authorization: Bearer TOKEN` (compared in constant time). Before any error
+answer to an upload (wrong token, bad settings) its body is read and discarded, up to the upload limit, so the
+client sees the error and not a broken pipe. Uploads are bounded in size, measurements in time, settings in range
+(edgeskd._limits: threads at most this device's cores, batch, runs, seconds); at most `max_connections` requests are
+served at once and the rest get 503 at once (with a listen backlog of 128, so a burst is answered rather than
+reset). Nothing is ever unpickled: the body is parsed as ONNX protobuf and checked before any runtime sees it, and
+models that point at external data files are refused (they could read the agent's disk).
 """
 
 from __future__ import annotations
@@ -236,6 +237,7 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 120  # seconds a client may stall while sending
     server_version = "edgeskd-agent"
     busy = False   # True when every connection slot was taken: this request gets 503
+    _unread: int | None = None  # body bytes not yet read (None: nothing read, Content-Length says)
 
     def handle(self) -> None:
         agent = self.agent
@@ -252,7 +254,7 @@ class _Handler(BaseHTTPRequestHandler):
                     agent._slots.release()
             else:
                 self.busy = True
-                self.timeout = 5
+                self.connection.settimeout(5)  # a busy answer waits only briefly for the request to arrive
                 super().handle()
         finally:
             with agent._open_lock:
@@ -265,17 +267,18 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle(self._post)
 
     def _handle(self, route: Any) -> None:
+        self._unread = None  # per request: a kept-alive connection carries several
         try:
             if self.busy:
                 self.close_connection = True
                 self._discard(min(self._length_or_zero(), BUSY_DRAIN_BYTES))
+                self._unread = 0  # a busy answer reads no more than that
                 raise HTTPError(HTTPStatus.SERVICE_UNAVAILABLE, f"the agent is serving its limit of "
                                 f"{self.agent.config.max_connections} connections; retry later")
             status, body = route()
         except HTTPError as exc:
             status, body = exc.status, {"error": str(exc)}
-            if status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, HTTPStatus.LENGTH_REQUIRED):
-                self.close_connection = True  # the unread body must not be parsed as the next request
+            self._drain_before_error(status)
         except Exception as exc:
             status, body = HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"{type(exc).__name__}: {exc}"}
         body.setdefault("status", int(status))
@@ -326,12 +329,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _post(self) -> tuple[HTTPStatus, dict[str, Any]]:
         if urllib.parse.urlsplit(self.path).path != "/v1/measure":
             raise HTTPError(HTTPStatus.NOT_FOUND, f"no endpoint {self.path}; POST /v1/measure")
-        try:
-            self._authorise()
-        except HTTPError:
-            # read what the client is sending before answering, or it sees a broken pipe instead of the 401
-            self._discard(min(self._length_or_zero(), self.agent.config.max_upload_bytes))
-            raise
+        self._authorise()
         length_header = self.headers.get("Content-Length")
         if length_header is None:
             raise HTTPError(HTTPStatus.LENGTH_REQUIRED, "Content-Length is required")
@@ -360,6 +358,19 @@ class _Handler(BaseHTTPRequestHandler):
             raise
         return HTTPStatus.OK, self.agent.submit(path, settings)
 
+    def _drain_before_error(self, status: HTTPStatus) -> None:
+        """Before an error answer to a POST, read the body the client is still sending (up to the upload limit; a
+        413 reads none): a client answered before it finished sending sees a broken pipe, not the error (a wrong
+        token was reported as "cannot reach the agent"). The connection is closed after any error with a body."""
+        if self.command != "POST":
+            return
+        unread = self._unread if self._unread is not None else self._length_or_zero()
+        if unread <= 0 and self.headers.get("Content-Length") is not None:
+            return
+        self.close_connection = True  # whatever is left must not be parsed as the next request
+        if status not in (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, HTTPStatus.LENGTH_REQUIRED):
+            self._discard(min(unread, self.agent.config.max_upload_bytes))
+
     def _length_or_zero(self) -> int:
         try:
             return max(0, int(self.headers.get("Content-Length") or 0))
@@ -379,14 +390,16 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
     def _receive(self, path: Path, length: int) -> None:
-        remaining = length
+        remaining = self._unread = length
         with open(path, "wb") as fh:
             while remaining > 0:
                 chunk = self.rfile.read(min(remaining, 1 << 20))
                 if not chunk:
+                    self._unread = 0  # the client stopped sending
                     raise HTTPError(HTTPStatus.BAD_REQUEST, f"upload ended after {length - remaining} of {length} bytes")
-                fh.write(chunk)
                 remaining -= len(chunk)
+                self._unread = remaining
+                fh.write(chunk)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (http.server's signature)
         sys.stderr.write(f"edgeskd agent {self.address_string()} {format % args}\n")

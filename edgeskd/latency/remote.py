@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from edgeskd._json import loads_bounded
 from edgeskd.errors import LatencyError, MissingDependency
 from edgeskd.latency.measurement import Measurement
 from edgeskd.latency.targets import Target
@@ -38,18 +39,18 @@ def _call(url: str, *, token: str | None, data: bytes | None = None, headers: di
         request.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read())
+            return loads_bounded(response.read())
     except urllib.error.HTTPError as exc:
         try:
-            message = json.loads(exc.read()).get("error", exc.reason)
-        except (json.JSONDecodeError, AttributeError, OSError):
+            message = loads_bounded(exc.read()).get("error", exc.reason)
+        except (ValueError, AttributeError, OSError):  # not JSON, too big or too deep
             message = exc.reason
         error = MissingDependency if exc.code == 501 else LatencyError
         raise error(f"agent {url} answered {exc.code}: {message}") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise LatencyError(f"cannot reach the agent at {url}: {reason}") from None
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # JSONDecodeError or JSONLimitError
         raise LatencyError(f"agent {url} answered something that is not JSON: {exc}") from None
 
 

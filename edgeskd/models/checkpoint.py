@@ -15,6 +15,7 @@ from typing import Any
 import torch.nn as nn
 
 from edgeskd._io import load_tensors, save_tensors
+from edgeskd._json import parse_json
 from edgeskd.data.preprocess import PreprocessSpec
 from edgeskd.errors import ModelError
 from edgeskd.models.students import StudentSpec, build_student
@@ -51,9 +52,10 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     if meta.get("format") != FORMAT:
         raise ModelError(f"{path} is not an edgeskd checkpoint (format {meta.get('format')!r}, expected {FORMAT!r}); "
                          f"plain weight files go to --teacher-weights")
-    spec = StudentSpec.from_dict(json.loads(meta["student"]))
+    spec = StudentSpec.from_dict(parse_json(meta.get("student"), ModelError, f"checkpoint {path}: 'student'"))
     model = build_student(spec)
     load_weights_strict(model, state, str(path))
-    return Checkpoint(model.eval(), spec, PreprocessSpec.from_dict(json.loads(meta["preprocess"])),
-                      json.loads(meta["labels"]), json.loads(meta.get("info", "{}")))
+    preprocess, labels, info = (parse_json(meta.get(key, default), ModelError, f"checkpoint {path}: {key!r}")
+                                for key, default in (("preprocess", None), ("labels", None), ("info", "{}")))
+    return Checkpoint(model.eval(), spec, PreprocessSpec.from_dict(preprocess), labels, info)
 

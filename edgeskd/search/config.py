@@ -39,6 +39,7 @@ class SearchConfig:
     space_sha256: str = ""
     pareto: bool = False
     workers: int = 1
+    device: str = "auto"                 # where trials train (auto/cpu/cuda/cuda:N); workers spread over the GPUs
     study: str = ""
     run_dir: str = ""
     seed: int = 0
@@ -53,6 +54,10 @@ class SearchConfig:
     same_size: bool = False
     dicom_window: list[float] | None = None  # [centre, width]; a list so config.json round-trips unchanged
     teacher_num_classes: int | None = None   # None: read from the teacher weight file
+    # Deployment-aware search (Python API and --runtimes/--precisions): comma-separated lists that replace the
+    # space's deploy: section, e.g. runtimes="ort,openvino", precisions="fp32,int8". Empty: the space decides.
+    runtimes: str = ""
+    precisions: str = ""
 
     def __post_init__(self) -> None:
         if self.latency_ms <= 0:
@@ -89,7 +94,10 @@ class SearchConfig:
         return cls(**{k: v for k, v in data.items() if k in names})
 
     def identity(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in IDENTITY}
+        identity = {k: getattr(self, k) for k in IDENTITY}
+        # Only when set, so studies started before deployment-aware search keep their identity.
+        identity.update({k: getattr(self, k) for k in ("runtimes", "precisions") if getattr(self, k)})
+        return identity
 
     def resolve(self) -> SearchConfig:
         """A copy with what was left empty filled in: the space (the teacher family's, or 'demo' for the demo) as an
@@ -137,9 +145,10 @@ def save_or_check(config: SearchConfig, run_dir: Path) -> None:
             saved = SearchConfig.from_dict(read_json(path, SearchError, "search config"))
         except (TypeError, SearchError) as exc:
             raise SearchError(f"cannot read {path} to resume: {exc}") from exc
-        differ = [k for k in IDENTITY if saved.identity()[k] != config.identity()[k]]
+        old, new = saved.identity(), config.identity()
+        differ = [k for k in dict.fromkeys([*old, *new]) if old.get(k) != new.get(k)]
         if differ:
-            detail = ", ".join(f"{k}: saved {saved.identity()[k]!r}, now {config.identity()[k]!r}" for k in differ)
+            detail = ", ".join(f"{k}: saved {old.get(k)!r}, now {new.get(k)!r}" for k in differ)
             raise SearchError(f"{run_dir} holds a different search ({detail}); give this one its own --study name "
                               f"or --run-dir")
     atomic_write_json(path, config.to_dict())

@@ -120,13 +120,20 @@ def run_search(config: SearchConfig, *, storage_url: str | None = None, stages: 
     started = time.perf_counter()
     with run_lock(run_dir):
         save_or_check(config, run_dir)
-        ctx = SearchContext.load(config, stages)
+        ctx = SearchContext.load(config, _on_device(config, stages))
         _check_space_against_training(ctx)
+        if show_progress:
+            for line in ctx.deploy_lines:  # which runtime/precision combinations this device keeps, and why not
+                print(line, file=sys.stderr)
         storage = open_storage(info)
         study = open_study(config, storage, ctx.space.pruner, sampler=ctx.space.sampler)
         requeued = recover_interrupted(study, local=info.local)
-        ctx.latency_map = build_map(ctx, study, log=(lambda m: print(m, file=sys.stderr)) if show_progress else None)
-        nothing_fits = ctx.latency_map.complete and not ctx.latency_map.feasible()
+        # The map is of architectures at the configured target; with deploy choices every trial measures its own
+        # architecture x deployment artifact instead (an fp32 map would drop what int8 brings under budget).
+        if not ctx.deployments:
+            ctx.latency_map = build_map(ctx, study,
+                                        log=(lambda m: print(m, file=sys.stderr)) if show_progress else None)
+        nothing_fits = ctx.latency_map is not None and ctx.latency_map.complete and not ctx.latency_map.feasible()
         done_before = finished_count(study)
         progress = Progress(config, config.trials, done_before) if show_progress else None
         if progress:
@@ -147,6 +154,14 @@ def run_search(config: SearchConfig, *, storage_url: str | None = None, stages: 
                 progress.close()
         search_seconds = time.perf_counter() - started
         return finish(ctx, study, search_seconds=search_seconds, show_progress=show_progress)
+
+
+def _on_device(config: SearchConfig, stages: Stages | None) -> Stages:
+    """Trials here train on config.device under its device lock; measurements lock the device they run on."""
+    from edgeskd.search.devices import on_device
+    from edgeskd.search.stages import load_stages
+
+    return on_device(stages or load_stages(config.stages), config.device)
 
 
 def _check_space_against_training(ctx: SearchContext) -> None:
@@ -189,11 +204,16 @@ def _optimize_in_workers(config: SearchConfig, info: StorageInfo, study, progres
     env = {**os.environ, STORAGE_ENV: info.url, "OMP_NUM_THREADS": str(threads)}
     if config.timeout is not None:
         env[DEADLINE_ENV] = str(time.time() + config.timeout)
+    from edgeskd.search.devices import worker_assignments
+
+    # one GPU per worker (round robin over the GPUs torch sees) through CUDA_VISIBLE_DEVICES, or all on the CPU
+    places = worker_assignments(config.device, config.workers)
     procs = []
     for i in range(config.workers):
         log = open(log_dir / f"worker-{i}.log", "ab")
         procs.append((subprocess.Popen([sys.executable, "-m", "edgeskd.search.worker", config.run_dir],
-                                       env={**env, WORKER_ENV: str(i + 1)}, stdout=log, stderr=subprocess.STDOUT,
+                                       env={**env, **places[i], WORKER_ENV: str(i + 1)}, stdout=log,
+                                       stderr=subprocess.STDOUT,
                                        preexec_fn=_set_parent_death_signal), log, i))
     try:
         while any(p.poll() is None for p, _, _ in procs):

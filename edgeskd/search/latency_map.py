@@ -1,9 +1,18 @@
 """The latency map: every candidate architecture measured on the target BEFORE the first training.
 
 Latency does not depend on weights, so a discrete space (only lists of choices for the student) is mapped completely
-up front: each distinct architecture is built untrained, counted and measured once (the latency cache answers repeats
-across runs), and only the under-budget ones are offered to the sampler (edgeskd.search.space.SearchSpace.sample).
+up front, and only the under-budget candidates are offered to the sampler (edgeskd.search.space.SearchSpace.sample).
 A continuous space is mapped on a seeded sample; the rest is measured by the trials themselves and added as they go.
+
+Measuring all of a grid would cost more than the trials' own probes did, so the map uses the one property latency
+has here: it does not fall when depth, width or resolution grows. A candidate at least as large in every dimension
+as one measured over budget is over budget; one at most as large as one measured under budget is under budget.
+The map measures candidates in the order that settles the most others (a binary search over the grid's partial
+order), builds each measured one untrained (latency cache answers repeats across runs), and records every other as
+inferred from the measured one (`inferred_from`). A candidate inferred under budget is trained without a probe of
+its own; the winner is measured afresh before its final training (edgeskd.search.winner), which catches a candidate
+that was under budget only by inference. Pareto searches need each trial's latency, so there only the over-budget
+side is inferred.
 
 Entries live in the study storage (one study user attribute per candidate, so concurrent writers never overwrite
 each other): every worker and every resumed run reads them instead of measuring again, so K workers measure each
@@ -46,10 +55,15 @@ class MapEntry:
     ok: bool
     reason: str
     probe_seconds: float
+    inferred_from: str | None = None   # not measured: decided by dominance from this measured candidate
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MapEntry:
         return cls(**data)
+
+    @property
+    def measured(self) -> bool:
+        return self.inferred_from is None
 
 
 @dataclass
@@ -69,12 +83,25 @@ class LatencyMap:
         return self.entries.get(key)
 
     def fastest(self) -> MapEntry | None:
-        return min(self.entries.values(), key=lambda e: e.latency_ms.get(self.statistic, float("inf")), default=None)
+        measured = [e for e in self.entries.values() if e.measured]
+        return min(measured, key=lambda e: e.latency_ms.get(self.statistic, float("inf")), default=None)
+
+    def lookup(self, student: dict[str, Any], deployment: dict[str, Any] | None = None) -> MapEntry | None:
+        """The entry for this candidate, or for a continuous space, an over-budget verdict inferred from a measured
+        candidate it dominates (so a sampled architecture that cannot fit is refused without being built)."""
+        key = candidate_key(student, deployment)
+        if key in self.entries:
+            return self.entries[key]
+        for e in self.entries.values():
+            if e.measured and not e.ok and e.deployment == deployment and _at_most(e.student, student):
+                return _inferred(key, student, deployment, e, ok=False)
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         return {"statistic": self.statistic, "budget_ms": self.budget_ms, "complete": self.complete,
                 "seconds": round(self.seconds, 3), "measured_here": self.measured,
                 "feasible": sum(e.ok for e in self.entries.values()), "size": len(self.entries),
+                "measured": sum(e.measured for e in self.entries.values()),
                 "entries": [asdict(e) for e in sorted(self.entries.values(),
                                                       key=lambda e: e.latency_ms.get(self.statistic, 0.0))]}
 
@@ -122,6 +149,43 @@ def _draw(p, rng: random.Random) -> Any:
     return rng.uniform(p.low, p.high)
 
 
+def _at_most(small: dict[str, Any], big: dict[str, Any]) -> bool:
+    """`small` is no larger than `big` in every student dimension (latency cannot be higher)."""
+    return all(small[k] <= big[k] for k in small)
+
+
+def _inferred(key: str, student: dict[str, Any], deployment, source: MapEntry, *, ok: bool) -> MapEntry:
+    relation = "at most" if ok else "at least"
+    return MapEntry(key=key, student=dict(student), deployment=deployment, parameters=0, macs=0, latency_ms={},
+                    ok=ok, reason=f"{relation} as large as {source.key} ({source.reason}): inferred, not measured",
+                    probe_seconds=0.0, inferred_from=source.key)
+
+
+def _settle(pending: list[dict[str, Any]], entries: dict[str, MapEntry], infer_ok: bool) -> list[dict[str, Any]]:
+    """Decide what the measured entries imply; return the students still undecided."""
+    measured = [e for e in entries.values() if e.measured]
+    left = []
+    for s in pending:
+        key = candidate_key(s)
+        over = next((e for e in measured if not e.ok and _at_most(e.student, s)), None)
+        under = next((e for e in measured if e.ok and _at_most(s, e.student)), None) if infer_ok else None
+        if over is not None:
+            entries[key] = _inferred(key, s, None, over, ok=False)
+        elif under is not None:
+            entries[key] = _inferred(key, s, None, under, ok=True)
+        else:
+            left.append(s)
+    return left
+
+
+def _most_telling(pending: list[dict[str, Any]]) -> dict[str, Any]:
+    """The candidate whose measurement settles the most others whichever way it goes (ties: the first)."""
+    def score(s: dict[str, Any]) -> int:
+        return min(sum(_at_most(s, o) for o in pending), sum(_at_most(o, s) for o in pending))
+
+    return max(pending, key=score)
+
+
 def measure_entry(ctx, student: dict[str, Any], deployment: dict[str, Any] | None = None) -> MapEntry:
     """Build untrained, count, measure on the target (through the latency cache) and check the budget."""
     from edgeskd.search.objective import latency_attrs
@@ -145,17 +209,26 @@ def build_map(ctx, study, *, log=None) -> LatencyMap:
     wanted, complete = candidates(ctx.space, cfg.seed)
     entries = stored_entries(study)
     started, measured = time.perf_counter(), 0
-    for student in wanted:
-        key = candidate_key(student)
-        if key in entries:
-            continue
+    numeric = all(isinstance(v, (int, float)) for s in wanted for v in s.values())
+    pending = [s for s in wanted if candidate_key(s) not in entries]
+    while pending:
+        if numeric:  # dominance needs ordered dimensions
+            before = set(entries)
+            pending = _settle(pending, entries, infer_ok=not cfg.pareto)
+            for key in set(entries) - before:
+                store_entry(study, entries[key])
+            if not pending:
+                break
+        student = _most_telling(pending) if numeric else pending[0]
+        pending.remove(student)
         entry = measure_entry(ctx, student)
         store_entry(study, entry)
-        entries[key] = entry
+        entries[entry.key] = entry
         measured += 1
         if log:
-            log(f"latency map {len(entries)}/{len(wanted)}: {key} {cfg.statistic} "
-                f"{entry.latency_ms.get(cfg.statistic, float('nan')):.3f} ms {'ok' if entry.ok else 'over budget'}")
+            log(f"latency map: measured {entry.key} {cfg.statistic} "
+                f"{entry.latency_ms.get(cfg.statistic, float('nan')):.3f} ms {'ok' if entry.ok else 'over budget'} "
+                f"({len(entries)}/{len(wanted)} candidates known)")
     latency_map = LatencyMap(entries, complete, cfg.statistic, cfg.latency_ms, time.perf_counter() - started,
                              measured)
     save_map(latency_map, Path(cfg.run_dir))

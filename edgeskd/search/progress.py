@@ -37,7 +37,11 @@ def trial_line(trial, best: float | None, metric: str, statistic: str, budget_ms
     shape = (f"d{student.get('depth', '?')} w{student.get('width', '?')} r{student.get('resolution', '?')}"
              if student else "")
     best_text = f"best {best:.4f}" if best is not None else "best -"
-    return f"trial {trial.number:3d}  {outcome:14s} {lat_text}  {shape:18s} {detail:44s} {best_text}"
+    deploy = (record.deployment or {}).get("label", "")
+    if outcome == COMPLETED and (record.deployment or {}).get("pytorch_metric") is not None:
+        detail += f" (fp32 torch {record.deployment['pytorch_metric']:.4f})"
+    deploy_text = f"{deploy:14s} " if deploy else ""
+    return f"trial {trial.number:3d}  {outcome:14s} {lat_text}  {shape:18s} {deploy_text}{detail:44s} {best_text}"
 
 
 class Progress:

@@ -27,6 +27,14 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+DEPLOY_MARKERS = ("o", "s", "D", "^", "P", "*", "h")
+
+
+def _deploy_label(row: dict[str, Any]) -> str:
+    d = row.get("deployment") or {}
+    return d.get("label") or (f"{d.get('runtime')}:{d.get('precision')}" if d else "")
+
+
 def pareto_plot(path: Path, rows: list[dict[str, Any]], summary: dict[str, Any], winner: dict | None) -> Path:
     import matplotlib
 
@@ -42,9 +50,20 @@ def pareto_plot(path: Path, rows: list[dict[str, Any]], summary: dict[str, Any],
         elif outcome == PRUNED_BY_METRIC:
             ax.scatter([r["latency_ms"] for r in pts], [r.get("last_metric") or 0.0 for r in pts], marker="v",
                        c=colour, label=f"pruned by metric ({len(pts)})")
-        else:
-            ax.scatter([r["latency_ms"] for r in pts], [r["metric"] for r in pts], c=colour,
-                       label=f"completed ({len(pts)})")
+        else:  # one marker per runtime:precision (one group without deploy choices); hollow: latency bound only
+            labels = sorted({_deploy_label(r) for r in pts})
+            for i, label in enumerate(labels):
+                group = [r for r in pts if _deploy_label(r) == label]
+                marker = DEPLOY_MARKERS[i % len(DEPLOY_MARKERS)]
+                name = f"completed {label}".rstrip()
+                measured = [r for r in group if not r.get("latency_bound")]
+                if measured:
+                    ax.scatter([r["latency_ms"] for r in measured], [r["metric"] for r in measured], c=colour,
+                               marker=marker, label=f"{name} ({len(measured)})")
+                bound = [r for r in group if r.get("latency_bound")]
+                if bound:  # never measured: drawn at the latency of a larger measured candidate (an upper bound)
+                    ax.scatter([r["latency_ms"] for r in bound], [r["metric"] for r in bound], marker=marker,
+                               facecolors="none", edgecolors=colour, label=f"{name}, latency at most ({len(bound)})")
     done = sorted((r for r in rows if r["outcome"] == COMPLETED and r["latency_ms"] is not None),
                   key=lambda r: (r["latency_ms"], -r["metric"]))
     front, best = [], float("-inf")
@@ -142,6 +161,10 @@ def _sections(summary: dict[str, Any], rows: list[dict[str, Any]], winner: dict 
              f"{summary['time']['infeasible_train_seconds']:.1f} s"]
     if summary.get("note"):
         facts.insert(0, f"**{summary['note']}**")
+    if summary.get("deployments"):
+        facts.append("deployments searched: " + "; ".join(summary["deployments"]))
+    if (summary.get("validation") or {}).get("text"):
+        facts.append(f"**{summary['validation']['text']}**")
     out.append(("list", facts))
     if summary.get("error"):
         out.append(("p", f"**Search failed:** {summary['error']}"))
@@ -167,6 +190,14 @@ def _sections(summary: dict[str, Any], rows: list[dict[str, Any]], winner: dict 
             items.append(f"test (n={t.get('n')}): accuracy {_fmt(t.get('accuracy'))}, balanced accuracy "
                          f"{_fmt(t.get('balanced_accuracy'))}, macro-F1 {_fmt(t.get('macro_f1'))}, AUROC "
                          f"{_fmt(t.get('auroc_macro'))}")
+        artifact = winner.get("artifact")
+        if artifact:
+            items.append(f"deployed as **{artifact['label']}** ({artifact['runtime']}, {artifact['precision']}): "
+                         f"{artifact['split']} {summary['metric']} {artifact['metric']:.4f} through the artifact, "
+                         f"PyTorch fp32 {artifact['pytorch_metric']:.4f} (drop {artifact['metric_drop']:+.4f}, top-1 "
+                         f"agreement {_fmt(artifact.get('top1_agreement'))})"
+                         + (f"; int8 calibrated on {artifact['calibration']['images']} training images "
+                            f"({artifact['calibration']['sha256'][:19]}...)" if artifact.get("calibration") else ""))
         items.append(f"bundle: {winner['bundle'] or 'not written'}")
         out.append(("list", items))
         if winner.get("confusion_matrix"):
@@ -175,10 +206,11 @@ def _sections(summary: dict[str, Any], rows: list[dict[str, Any]], winner: dict 
     if lmap:
         out.append(("h2", "Latency map"))
         out.append(("list", [
-            f"{lmap['size']} candidate architectures measured before the first training "
+            f"{lmap['size']} candidate architectures known before the first training "
             + ("(every architecture of the space)" if lmap["complete"] else "(a sample of a continuous space; the "
                "rest are measured by trials)")
-            + f"; {lmap['feasible']} under the budget"
+            + f": {lmap['measured']} measured, {lmap['size'] - lmap['measured']} inferred (latency does not fall "
+              f"when depth, width or resolution grows); {lmap['feasible']} under the budget"
             + (" were the only ones offered to the sampler" if lmap["complete"] else ""),
             f"this run measured {lmap['measured_here']} of them in {lmap['seconds']:.1f} s; the others came from "
             f"the study (an earlier run or the search that started this worker); the map is in latency_map.json"]))
@@ -186,9 +218,11 @@ def _sections(summary: dict[str, Any], rows: list[dict[str, Any]], winner: dict 
     out.append(("h2", "Metric vs latency"))
     out.append(("img", ("pareto.png", "Pareto plot")))
     out.append(("h2", "Trials"))
-    header = ["#", "outcome", f"{summary['statistic']} ms", summary["metric"], "depth", "width", "res", "strategies",
-              "params", "MACs", "probe s", "train s", "note"]
-    body = [[r["number"], r["outcome"], _fmt(r["latency_ms"]), _fmt(r["metric"]), _fmt(r["depth"]),
+    header = ["#", "outcome", "deployment", f"{summary['statistic']} ms (<=: bound, inferred)", summary["metric"],
+              "fp32 torch", "depth", "width", "res", "strategies", "params", "MACs", "probe s", "train s", "note"]
+    body = [[r["number"], r["outcome"], _deploy_label(r) or "-",
+             ("<= " if r.get("latency_bound") else "") + _fmt(r["latency_ms"]), _fmt(r["metric"]),
+             _fmt((r.get("deployment") or {}).get("pytorch_metric")), _fmt(r["depth"]),
              _fmt(r["width"]), _fmt(r["resolution"]), r["strategies"], _fmt(r["parameters"]), _fmt(r["macs"]),
              _fmt(r["probe_seconds"], 3), _fmt(r["train_seconds"], 3),
              (r["reason"] + (f" (re-run of {r['retry_of']})" if r["retry_of"] is not None else ""))[:120]]

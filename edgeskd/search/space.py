@@ -12,12 +12,15 @@ A space file has these top-level keys (all validated; an error names the file an
     train:                        # searched TrainConfig fields
       lr: {low: 1.0e-4, high: 3.0e-3, log: true}
       kd_weight: {low: 0.25, high: 2.0}
-    fixed: {method: dual-skd}     # TrainConfig fields every trial uses
+    fixed: {method: single-ws}    # TrainConfig fields every trial uses
     schedule:                     # epochs per trial (short) and for the winner's final training (full)
       trial: {epochs_skd: 3, epochs_finetune: 1}
       final: {epochs_skd: 10, epochs_finetune: 4}
     pruner: {type: median, n_startup_trials: 3, n_warmup_steps: 1}
     sampler: tpe                  # tpe (default) | random | gp | cmaes (edgeskd.search.sampler)
+    deploy:                       # optional: runtimes x precisions searched (edgeskd.search.deployment)
+      runtimes: [ort, openvino]
+      precisions: [fp32, int8]
 
 A parameter is a constant, `{choices: [...]}` (categorical), or `{low, high}` with optional `log: true` and
 `step` (integer when low, high and step are all integers).
@@ -34,10 +37,12 @@ from typing import Any
 import yaml
 
 from edgeskd.errors import SearchError
+from edgeskd.search.deployment import DeploySpace, parse_deploy
 
 PAIR_SEPARATOR = " | "  # how a (strategy A, strategy B) pair is written as one Optuna categorical value
 STUDENT_KEYS = ("depth", "width", "resolution")
-TOP_KEYS = {"family", "description", "student", "strategies", "train", "fixed", "schedule", "pruner", "sampler"}
+TOP_KEYS = {"family", "description", "student", "strategies", "train", "fixed", "schedule", "pruner", "sampler",
+            "deploy"}
 ARCHITECTURE = "student"  # the one categorical that replaces the student dimensions when a latency map is complete
 PRUNERS = {"median", "percentile", "hyperband", "none"}
 
@@ -94,6 +99,7 @@ class SearchSpace:
     pruner: dict[str, Any] = field(default_factory=lambda: {"type": "median"})
     description: str = ""
     sampler: str = "tpe"
+    deploy: DeploySpace | None = None    # None: the configured target alone, as before deployment-aware search
 
     @property
     def discrete_student(self) -> bool:
@@ -151,7 +157,8 @@ class SearchSpace:
                 "strategies": [list(p) for p in self.strategies],
                 "train": {k: param(p) for k, p in self.train.items()}, "fixed": dict(self.fixed),
                 "schedule": {"trial": dict(self.schedule.trial), "final": dict(self.schedule.final)},
-                "pruner": dict(self.pruner), "sampler": self.sampler}
+                "pruner": dict(self.pruner), "sampler": self.sampler,
+                "deploy": self.deploy.to_dict() if self.deploy else None}
 
 
 # --- loading --------------------------------------------------------------------------------------------------------
@@ -277,7 +284,8 @@ def parse_space(raw: Any, source: str) -> SearchSpace:
 
     return SearchSpace(source=source, family=family, student=student, strategies=tuple(strategies), train=train,
                        fixed=fixed, schedule=Schedule(dict(schedule_raw["trial"]), dict(schedule_raw["final"])),
-                       pruner=pruner, description=str(raw.get("description", "")), sampler=sampler)
+                       pruner=pruner, description=str(raw.get("description", "")), sampler=sampler,
+                       deploy=parse_deploy(raw["deploy"], fail) if raw.get("deploy") is not None else None)
 
 
 def _mapping(value: Any, key: str, fail) -> dict[str, Any]:

@@ -28,7 +28,11 @@ class Stages:
     check_budget: Callable[..., Any]       # (measurement, budget_ms, statistic, target) -> (ok, reason)
     train_config: Callable[..., Any]       # (dict) -> TrainConfig
     train: Callable[..., Any]              # (spec, data, teacher, config, *, out_dir, report, resume, progress)
-    export_bundle: Callable[..., Any]      # (checkpoint, out_dir, *, parity_images, parity_labels, latency)
+    export_bundle: Callable[..., Any]      # (checkpoint, out_dir, *, parity_images, parity_labels, latency,
+    #                                        primary="runtime:precision", calibration, primary_accuracy)
+    # (train result, data, Deployment, calibration, threads) -> validation metrics of the deployed artifact;
+    # None (test fakes): trials are judged by the training's own (PyTorch) validation metric
+    evaluate_artifact: Callable[..., Any] | None = None
 
 
 DEFAULT = "edgeskd.search.stages:real_stages"
@@ -49,10 +53,17 @@ def load_stages(path: str = DEFAULT) -> Stages:
 
 # --- the real stages ------------------------------------------------------------------------------------------------
 
-def _measure(model, resolution: int, target, cache):
+def _measure(model, resolution: int, target, cache, calibration=None):
     from edgeskd.latency import measure_model
 
-    return measure_model(model, resolution, target, cache=cache, in_chans=3)
+    return measure_model(model, resolution, target, cache=cache, in_chans=3, calibration=calibration)
+
+
+def _evaluate_artifact(result, data, deployment, calibration, threads: int = 1):
+    from edgeskd.search.deployment import evaluate_artifact
+
+    return evaluate_artifact(result.model, data.val, result.preprocess, deployment, calibration=calibration,
+                             threads=threads)
 
 
 def _train_config(values: dict[str, Any]):
@@ -67,12 +78,14 @@ def _train(spec, data, teacher, config, *, out_dir: Path | None, report, resume:
     return train(spec, data, teacher, config, out_dir=out_dir, report=report, resume=resume, progress=progress)
 
 
-def _export_bundle(checkpoint, out_dir, *, parity_images, parity_labels, latency):
+def _export_bundle(checkpoint, out_dir, *, parity_images, parity_labels, latency, primary=None, calibration=None,
+                   primary_accuracy=None):
     from edgeskd.export import export_bundle
 
     # overwrite: a resumed search re-exports its (possibly re-trained) winner into the same run folder
     return export_bundle(checkpoint, out_dir, parity_images=parity_images, parity_labels=parity_labels,
-                         latency=latency, overwrite=True)
+                         latency=latency, overwrite=True, primary=primary, calibration=calibration,
+                         primary_accuracy=primary_accuracy)
 
 
 def _load_data(source: str, *, seed: int = 0, **options):
@@ -112,4 +125,4 @@ def real_stages() -> Stages:
     return Stages(load_data=_load_data, load_teacher=_load_teacher, build_student=build_student,
                   profile=profile_model, get_target=_get_target, latency_cache=_latency_cache, measure=_measure,
                   check_budget=_check_budget, train_config=_train_config, train=_train,
-                  export_bundle=_export_bundle)
+                  export_bundle=_export_bundle, evaluate_artifact=_evaluate_artifact)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from edgeskd._io import atomic_write_json
@@ -21,15 +22,20 @@ DEMO_NOTE = ("demo data: the 16 real paediatric chest X-rays shipped by pneumoni
              "pneumonia); far too few to judge accuracy, it shows the pipeline end to end")
 
 
-def rank_candidates(study, pareto: bool) -> list:
-    """Completed trials, best first. Single objective: by validation metric. Pareto: the front first (best metric,
-    ties to lower latency), then the other completed trials by metric."""
+def _latency_of(trial, statistic: str) -> float:
+    value = (trial.user_attrs.get("latency_ms") or {}).get(statistic)
+    return float(value) if isinstance(value, (int, float)) else float("inf")
+
+
+def rank_candidates(study, pareto: bool, statistic: str = "p95") -> list:
+    """Completed trials, best first. Single objective: by validation metric, ties (a tiny validation split) to the
+    faster candidate. Pareto: the front first (best metric, ties to lower latency), then the others by metric."""
     from optuna.trial import TrialState
 
     # reused duplicates repeat a completed trial's value: rank the original only
     done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE
             and t.user_attrs.get("outcome") != REUSED]
-    by_metric = sorted(done, key=lambda t: (-t.values[0], t.number))
+    by_metric = sorted(done, key=lambda t: (-t.values[0], _latency_of(t, statistic), t.number))
     if not pareto or not done:
         return by_metric
     front = sorted(study.best_trials, key=lambda t: (-t.values[0], t.values[1], t.number))
@@ -37,22 +43,28 @@ def rank_candidates(study, pareto: bool) -> list:
     return front + [t for t in by_metric if t.number not in numbers]
 
 
-def choose_winner(study, pareto: bool):
+def choose_winner(study, pareto: bool, statistic: str = "p95"):
     """The best completed trial (see rank_candidates), or None."""
-    ranked = rank_candidates(study, pareto)
+    ranked = rank_candidates(study, pareto, statistic)
     return ranked[0] if ranked else None
 
 
-def trial_rows(study, statistic: str) -> list[dict[str, Any]]:
+def trial_rows(study, statistic: str, latency_map=None) -> list[dict[str, Any]]:
+    """One row per finished trial. A trial trained on a candidate the map inferred under budget (never measured)
+    shows the latency of the measured candidate it is at most as large as: an upper bound (`latency_bound`)."""
     rows = []
     for t in study.get_trials(deepcopy=False):
         if not t.state.is_finished():
             continue
         r = TrialRecord.from_trial(t)
         student, cfg = r.student or {}, r.train_config or {}
+        latency, bound = (r.latency_ms or {}).get(statistic), False
+        entry = latency_map.get(r.candidate) if latency is None and latency_map is not None and r.candidate else None
+        if entry is not None and entry.inferred_from and latency_map.get(entry.inferred_from) is not None:
+            latency, bound = latency_map.get(entry.inferred_from).latency_ms.get(statistic), True
         rows.append({
             "number": r.number, "outcome": r.outcome, "metric": r.metric,
-            "latency_ms": (r.latency_ms or {}).get(statistic),
+            "latency_ms": latency, "latency_bound": bound,
             "depth": student.get("depth"), "width": student.get("width"), "resolution": student.get("resolution"),
             "deployment": r.deployment,
             "strategies": f"{cfg.get('strategy_a', '')} / {cfg.get('strategy_b', '')}" if cfg else "",
@@ -84,7 +96,7 @@ def finish(ctx: SearchContext, study, *, search_seconds: float, show_progress: b
 
         refresh(ctx.latency_map, study)
         save_map(ctx.latency_map, run_dir)
-    rows = trial_rows(study, cfg.statistic)
+    rows = trial_rows(study, cfg.statistic, ctx.latency_map)
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
@@ -101,7 +113,9 @@ def finish(ctx: SearchContext, study, *, search_seconds: float, show_progress: b
     }
     if cfg.demo:
         summary["note"] = DEMO_NOTE
-    ranked = rank_candidates(study, cfg.pareto)
+    ranked = rank_candidates(study, cfg.pareto, cfg.statistic)
+    summary["validation"] = validation_note(ctx, ranked)
+    summary["deployments"] = ctx.deploy_lines
     winner, rejected = _confirm_latency(ctx, ranked)
     summary["rejected_on_remeasure"] = rejected
     if winner is None and rejected:
@@ -144,6 +158,52 @@ def finish(ctx: SearchContext, study, *, search_seconds: float, show_progress: b
     return summary
 
 
+MIN_VAL_PER_CLASS = 30
+
+
+def validation_note(ctx: SearchContext, ranked: list) -> dict[str, Any]:
+    """Whether the validation split can separate candidates: fewer than MIN_VAL_PER_CLASS images in some class, or
+    a tie on the metric at the top (then the faster candidate won), is said in the summary and the report."""
+    val = ctx.data.val
+    counts: dict[str, int] = {}
+    labels = getattr(val, "labels", [])
+    classes = list(getattr(val, "classes", []) or [])
+    for label in labels:
+        key = classes[int(label)] if classes and not hasattr(label, "__len__") else str(label)
+        counts[key] = counts.get(key, 0) + 1
+    smallest = min(counts.values()) if counts else 0
+    tied = [t.number for t in ranked if ranked and t.values[0] == ranked[0].values[0]]
+    note = {"images": int(len(labels)), "smallest_class": smallest, "min_per_class": MIN_VAL_PER_CLASS,
+            "too_small": smallest < MIN_VAL_PER_CLASS, "tied_at_top": tied if len(tied) > 1 else []}
+    parts = []
+    if note["too_small"]:
+        parts.append(f"the validation split is too small to separate candidates reliably (smallest class has "
+                     f"{smallest} images; {MIN_VAL_PER_CLASS}+ per class recommended)")
+    if note["tied_at_top"]:
+        parts.append(f"trials {tied} tie on the metric; the faster one won")
+    note["text"] = "; ".join(parts)
+    return note
+
+
+def _deployment_of(ctx: SearchContext, trial) -> Any:
+    from edgeskd.search.deployment import Deployment
+
+    d = TrialRecord.from_trial(trial).deployment
+    return Deployment(d["runtime"], d["precision"]) if d and ctx.deployments else None
+
+
+def _measure_deployed(ctx: SearchContext, model, spec, deployment, preprocess=None):
+    """Uncached measurement of `model` at the deployment's runtime/precision (the configured target without one)."""
+    target = ctx.target_of(deployment)
+    kw = {}
+    if deployment is not None and deployment.precision == "int8":
+        from edgeskd.data.preprocess import PreprocessSpec
+
+        pre = preprocess or PreprocessSpec.for_model(ctx.teacher, size=spec.resolution, channels=spec.in_chans)
+        kw["calibration"] = ctx.calibration(deployment, pre)
+    return ctx.stages.measure(model, spec.resolution, target, None, **kw), target
+
+
 def _map_summary(latency_map) -> dict[str, Any] | None:
     if latency_map is None:
         return None
@@ -170,8 +230,8 @@ def _confirm_latency(ctx: SearchContext, ranked: list) -> tuple[Any, list[dict[s
     for trial in ranked:
         spec = StudentSpec.from_dict(TrialRecord.from_trial(trial).student)
         model = stages.build_student(spec, ctx.teacher)
-        measurement = stages.measure(model, spec.resolution, ctx.target, None)
-        ok, reason = stages.check_budget(measurement, cfg.latency_ms, cfg.statistic, ctx.target)
+        measurement, target = _measure_deployed(ctx, model, spec, _deployment_of(ctx, trial))
+        ok, reason = stages.check_budget(measurement, cfg.latency_ms, cfg.statistic, target)
         if ok:
             return trial, rejected
         rejected.append({"trial": trial.number, "reason": str(reason)})
@@ -193,9 +253,25 @@ def _final(ctx: SearchContext, trial, show_progress: bool) -> dict[str, Any]:
                           resume=resume, progress=show_progress)
     train_seconds = time.perf_counter() - started
     metrics = dict(result.metrics)
-    # Fresh measurement (no cache) of the trained model: the number the bundle's manifest carries.
-    measurement = stages.measure(result.model, spec.resolution, ctx.target, None)
-    ok, reason = stages.check_budget(measurement, cfg.latency_ms, cfg.statistic, ctx.target)
+    # Fresh measurement (no cache) of the trained model at its runtime/precision: the number the manifest carries.
+    deployment = _deployment_of(ctx, trial)
+    measurement, target = _measure_deployed(ctx, result.model, spec, deployment, getattr(result, "preprocess", None))
+    ok, reason = stages.check_budget(measurement, cfg.latency_ms, cfg.statistic, target)
+    judged_on = deployment or ctx.target_deployment()
+    artifact: dict[str, Any] | None = None
+    if judged_on is not None and stages.evaluate_artifact is not None:
+        # The artifact's test metric (the deployed model's), beside the PyTorch one.
+        calibration = ctx.calibration(judged_on, getattr(result, "preprocess", None))
+        test_set = ctx.data.test if len(ctx.data.test) else ctx.data.val
+        scored = stages.evaluate_artifact(result, SimpleNamespace(val=test_set), judged_on, calibration,
+                                          target.threads)
+        artifact = {"runtime": judged_on.runtime, "precision": judged_on.precision, "label": judged_on.label,
+                    "split": "test" if len(ctx.data.test) else "val",
+                    "metric": pick_metric(scored, cfg.metric),
+                    "pytorch_metric": pick_metric(metrics.get("test") or metrics.get("val") or {}, cfg.metric),
+                    "top1_agreement": scored.get("top1_agreement_vs_pytorch"),
+                    "calibration": _calibration_record(calibration)}
+        artifact["metric_drop"] = round(artifact["pytorch_metric"] - artifact["metric"], 6)
     record: dict[str, Any] = {
         "trial": trial.number, "student": spec.to_dict(), "train_config": values,
         "search_metric": trial.values[0], "val_metric": pick_metric(metrics, cfg.metric),
@@ -204,16 +280,33 @@ def _final(ctx: SearchContext, trial, show_progress: bool) -> dict[str, Any]:
         "classes": list(ctx.data.train.classes),
         "search_latency_ms": record.latency_ms, **latency_attrs(measurement),
         "parameters": record.parameters, "macs": record.macs, "deployment": record.deployment,
+        "artifact": artifact, "target": target.name if hasattr(target, "name") else str(target),
         "train_seconds": round(train_seconds, 2), "checkpoint": str(result.checkpoint),
         "budget_ok": bool(ok), "budget_reason": str(reason), "bundle": None,
     }
     if ok:
         images, labels = _parity_images(ctx)
+        # The bundle's primary model is the winner's deployment (runtime, precision, its calibration set).
+        deploy_kw = {}
+        if artifact is not None:
+            calibration = ctx.calibration(judged_on, getattr(result, "preprocess", None))
+            deploy_kw = {"primary": artifact["label"], "calibration": calibration,
+                         "primary_accuracy": {k: artifact[k] for k in ("split", "metric", "pytorch_metric",
+                                                                       "metric_drop", "top1_agreement")}
+                         | {"metric_name": cfg.metric}}
         bundle = stages.export_bundle(result.checkpoint, ctx.run_dir / "bundle", parity_images=images,
-                                      parity_labels=labels, latency=measurement)
+                                      parity_labels=labels, latency=measurement, **deploy_kw)
         record["bundle"] = str(ctx.run_dir / "bundle")
         record["bundle_report"] = _jsonable(bundle)
     return record
+
+
+def _calibration_record(calibration) -> dict[str, Any] | None:
+    if calibration is None:
+        return None
+    from edgeskd.search.deployment import calibration_hash
+
+    return {"images": int(len(calibration)), "sha256": calibration_hash(calibration), "source": "training split"}
 
 
 def _parity_images(ctx: SearchContext):

@@ -2,11 +2,11 @@
 
 It reads the run folder's config.json, takes the storage URL from the environment (so no password is ever written to
 disk or shown in `ps`), joins the study and runs trials until the study-wide trial count or the deadline is reached.
+Its device (and the device lock it trains under) comes from the driver's environment: see edgeskd.search.devices.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -14,7 +14,8 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    from edgeskd.errors import EdgeskdError
+    from edgeskd._json import read_json
+    from edgeskd.errors import EdgeskdError, SearchError
     from edgeskd.search.config import CONFIG_NAME, SearchConfig
     from edgeskd.search.driver import (DEADLINE_ENV, STORAGE_ENV, WORKER_ENV, StopAfter, open_study)
     from edgeskd.search.latency_map import load_map
@@ -31,11 +32,17 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-        config = SearchConfig.from_dict(json.loads((run_dir / CONFIG_NAME).read_text()))
+        config = SearchConfig.from_dict(read_json(run_dir / CONFIG_NAME, SearchError, "search config"))
         info = resolve_storage(os.environ.get(STORAGE_ENV), run_dir, config.workers)
-        ctx = SearchContext.load(config)
+        from edgeskd.search.devices import DEVICE_ENV, LOCK_ENV, on_device
+        from edgeskd.search.stages import load_stages
+
+        # the driver pinned this process to one device (CUDA_VISIBLE_DEVICES) and named its lock
+        stages = on_device(load_stages(config.stages), os.environ.get(DEVICE_ENV, config.device),
+                           os.environ.get(LOCK_ENV))
+        ctx = SearchContext.load(config, stages)
         study = open_study(config, open_storage(info), ctx.space.pruner, worker=worker, sampler=ctx.space.sampler)
-        ctx.latency_map = load_map(ctx, study)
+        ctx.latency_map = load_map(ctx, study) if not ctx.deployments else None
         deadline = os.environ.get(DEADLINE_ENV)
         timeout = max(0.0, float(deadline) - time.time()) if deadline else None
         study.optimize(make_objective(ctx), timeout=timeout, callbacks=[StopAfter(config.trials)],

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from edgeskd._io import atomic_write_json, load_tensors, save_tensors
+from edgeskd._json import parse_json
 from edgeskd.errors import SelectionError
 from edgeskd.selection.dual import DualSelection
 from edgeskd.selection.engine import Selection
@@ -39,4 +40,4 @@ def load_selection(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], di
     state, meta = load_tensors(path, SelectionError, "selected-weights file")
     if METADATA_KEY not in meta:
         raise SelectionError(f"{path} was not written by edgeskd select (no {METADATA_KEY!r} header entry)")
-    return state, json.loads(meta[METADATA_KEY])
+    return state, parse_json(meta[METADATA_KEY], SelectionError, f"{path}: {METADATA_KEY!r}")

@@ -13,15 +13,21 @@ from typing import Any
 from edgeskd.errors import TrainingError
 from edgeskd.training.methods import builtin_methods, get_method, is_method
 
-# dual-skd is ours (after Tsutsumi et al.); the others are the baselines the same trainer runs for comparison.
+# dual-skd and ssl-skd are ours (after Tsutsumi et al.); the others are the baselines the same trainer runs for
+# comparison. The default is single-ws: at converged schedules no SKD variant beat weight selection alone by more than
+# the seed spread (benchmarks/results/ablation_converged.md, docs/training.md), and SKD costs more per step.
 # One file per method in edgeskd/training/methods/ (the registry); this is the built-in list, read from file names.
 METHODS = builtin_methods()
 B_INITS = ("selection", "copy-a")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+SWITCHES = ("auto", "on", "off")
+# fields that only say where the run computes: a run may resume on another device
+RUNTIME_FIELDS = ("device",)
 
 
 @dataclass
 class TrainConfig:
-    method: str = "dual-skd"
+    method: str = "single-ws"
     method_options: dict[str, Any] = field(default_factory=dict)  # options the method declares (--method-option)
     # weight selection (edgeskd.selection strategy strings): A ships, B is the auxiliary model of dual-skd / dml
     strategy_a: str = "uniform+first"
@@ -63,6 +69,11 @@ class TrainConfig:
     restore_best: bool = True        # return A from the epoch with the best val metric
     seed: int = 0
     eval_batch_size: int = 256
+    # where and how to compute (edgeskd.training.device): none of these changes the method, only the arithmetic
+    device: str = "auto"             # auto (CUDA when torch sees one) | cpu | cuda | cuda:N
+    precision: str = "auto"          # auto: bf16 autocast on CUDA where supported, else fp16 + grad scaler; fp32 on CPU
+    channels_last: str = "auto"      # auto: a timed probe decides (cached); on | off
+    deterministic: bool = False      # torch's deterministic algorithms (CUDA); no timing-dependent choices
 
     def __post_init__(self) -> None:
         self.validate()
@@ -76,6 +87,13 @@ class TrainConfig:
             get_method(self.method).check_options(self.method_options)
         if self.head_init not in ("timm", "zero"):
             raise TrainingError(f"head_init must be 'timm' or 'zero'; got {self.head_init!r}")
+        if self.precision not in PRECISIONS:
+            raise TrainingError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
+        if self.channels_last not in SWITCHES:
+            raise TrainingError(f"channels_last must be one of {', '.join(SWITCHES)}; got {self.channels_last!r}")
+        if not isinstance(self.device, str) or not (self.device in ("auto", "cpu", "cuda")
+                                                    or self.device.startswith("cuda:")):
+            raise TrainingError(f"device must be auto, cpu, cuda or cuda:N; got {self.device!r}")
         if self.b_init not in B_INITS:
             raise TrainingError(f"b_init must be one of {B_INITS}; got {self.b_init!r}")
         checks = {

@@ -27,8 +27,9 @@ def primary_metric(monitor: str, multilabel: bool) -> str:
 def predict_proba(model: nn.Module, x: torch.Tensor, multilabel: bool, batch_size: int = 256) -> np.ndarray:
     was_training = model.training
     model.eval()
+    dev = next(model.parameters()).device  # the model may live on a GPU; the images come in batches
     try:
-        outs = [model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+        outs = [model(x[i:i + batch_size].to(dev)).float().cpu() for i in range(0, len(x), batch_size)]
     finally:
         model.train(was_training)
     logits = torch.cat(outs)

@@ -19,9 +19,8 @@ so a run resumed from an epoch checkpoint continues exactly as the uninterrupted
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
-import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,11 +31,14 @@ import torch
 import torch.nn as nn
 
 from edgeskd._io import atomic_write_json, atomic_write_text, load_tensors, save_tensors
+from edgeskd._json import parse_json
 from edgeskd.data.preprocess import PreprocessSpec
 from edgeskd.errors import ModelError, TrainingError
-from edgeskd.models import Checkpoint, StudentSpec, build_student, create_model, family_of, save_checkpoint
+from edgeskd.models import Checkpoint, StudentSpec, create_model, family_of, save_checkpoint
 from edgeskd.training.augment import augment_batch
-from edgeskd.training.config import TrainConfig
+from edgeskd.training.config import RUNTIME_FIELDS, TrainConfig
+from edgeskd.training.device import (Accelerator, decide_channels_last, determinism, gather_batch,
+                                     is_out_of_memory, out_of_memory_error, place)
 from edgeskd.training.evaluation import evaluate_tensors, primary_metric
 from edgeskd.training.losses import supervised_loss
 from edgeskd.training.methods import get_method
@@ -67,13 +69,38 @@ class _Data:
     y: torch.Tensor
     classes: list[str]
     multilabel: bool
+    pinned: bool = False       # x, y in pinned host memory: batches are gathered there and copied asynchronously
+
+
+# Preprocessed sets, kept so that the trials of a search (one process, the same DatasetSplits) preprocess each set
+# once per resolution. Bounded by bytes; the entry keeps its ImageSet alive so an id is never reused for another set.
+_CACHE: dict[tuple[int, str], tuple[Any, _Data]] = {}
+_CACHE_BYTES = int(float(os.environ.get("EDGESKD_TENSOR_CACHE_MB", "2048")) * 2**20)
 
 
 def _tensors(image_set, pre: PreprocessSpec) -> _Data:
     from edgeskd.data import to_tensors
 
+    key = (id(image_set), json.dumps(pre.to_dict(), sort_keys=True))
+    hit = _CACHE.get(key)
+    if hit is not None and hit[0] is image_set and len(hit[1].x) == len(image_set.labels):
+        _CACHE[key] = _CACHE.pop(key)  # most recently used last
+        return hit[1]
     x, y = to_tensors(image_set, pre)
-    return _Data(torch.as_tensor(x).float(), torch.as_tensor(y), list(image_set.classes), bool(image_set.multilabel))
+    data = _Data(torch.as_tensor(x).float(), torch.as_tensor(y), list(image_set.classes), bool(image_set.multilabel))
+    size = data.x.element_size() * data.x.numel()
+    if size <= _CACHE_BYTES // 2:
+        _CACHE[key] = (image_set, data)
+        while sum(d.x.element_size() * d.x.numel() for _, d in _CACHE.values()) > _CACHE_BYTES:
+            _CACHE.pop(next(iter(_CACHE)))
+    return data
+
+
+def _placed(data: _Data, acc: Accelerator) -> _Data:
+    """The set where the run computes (the cached CPU copy is never modified)."""
+    x, pinned = place(data.x, acc)
+    y = data.y.pin_memory() if pinned else data.y.to(x.device)
+    return _Data(x, y, data.classes, data.multilabel, pinned)
 
 
 def check_compatible(spec: StudentSpec, teacher: nn.Module, classes: list[str]) -> None:
@@ -95,7 +122,7 @@ def _opt_tensors(opt: torch.optim.Optimizer, prefix: str) -> dict[str, torch.Ten
     out = {}
     for pid, state in opt.state_dict()["state"].items():
         for key, value in state.items():
-            out[f"{prefix}{pid}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
+            out[f"{prefix}{pid}.{key}"] = value.cpu() if torch.is_tensor(value) else torch.tensor(value)
     return out
 
 
@@ -111,7 +138,7 @@ def _load_opt(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], pref
 
 
 def _prefixed(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {f"{prefix}{k}": v.detach().clone().contiguous() for k, v in state.items()}
+    return {f"{prefix}{k}": v.detach().cpu().clone().contiguous() for k, v in state.items()}
 
 
 def _unprefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -119,42 +146,87 @@ def _unprefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torc
 
 
 def finetune_teacher(teacher: nn.Module, train: _Data, val: _Data | None, config: TrainConfig, *,
-                     progress: bool = False) -> nn.Module:
-    """classic-kd's teacher: a copy of `teacher` with a new head, fine-tuned with CE on the labelled training set."""
+                     progress: bool = False, acc: Accelerator | None = None) -> nn.Module:
+    """classic-kd's teacher: a copy of `teacher` with a new head, fine-tuned with CE on the labelled training set
+    (on the config's device; the returned model stays there)."""
     from tqdm.auto import tqdm
 
+    acc = acc or Accelerator.create(config.device, config.precision, config.deterministic)
     model = copy.deepcopy(teacher)
     gen = torch.Generator().manual_seed(epoch_seed(config.seed, -1, 0))
     torch.manual_seed(epoch_seed(config.seed, -1, 0))
     model.reset_classifier(len(train.classes))
-    model.train()
+    model.to(acc.device).train()
+    data = _placed(train, acc)
     opt = make_optimizer(model.parameters(), config, config.teacher_lr)
+    scaler = acc.new_scaler()
     per_epoch = len(batch_indices(len(train.x), config.batch_size, torch.Generator().manual_seed(0)))
     total, step = config.teacher_epochs * per_epoch, 0
-    for epoch in tqdm(range(config.teacher_epochs), desc="teacher fine-tune", disable=not progress, leave=False):
-        for idx in batch_indices(len(train.x), config.batch_size, gen):
-            for group in opt.param_groups:
-                group["lr"] = cosine(step, total, config.teacher_lr)
-            x = augment_batch(train.x[idx], config.augment, config.hflip, gen)
-            loss = supervised_loss(model(x), train.y[idx], train.multilabel, config.label_smoothing)
-            if not torch.isfinite(loss):
-                raise TrainingError(f"teacher fine-tuning: CE loss is {loss.item()} at epoch {epoch} step {step}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            opt.step()
-            step += 1
+    with determinism(acc):
+        for epoch in tqdm(range(config.teacher_epochs), desc="teacher fine-tune", disable=not progress, leave=False):
+            for idx in batch_indices(len(train.x), config.batch_size, gen):
+                for group in opt.param_groups:
+                    group["lr"] = cosine(step, total, config.teacher_lr)
+                x = augment_batch(gather_batch(data.x, idx, acc.device, data.pinned), config.augment, config.hflip, gen)
+                y = gather_batch(data.y, idx, acc.device, data.pinned)
+                try:
+                    with acc.autocast():
+                        loss = supervised_loss(model(x), y, train.multilabel, config.label_smoothing)
+                    if not torch.isfinite(loss):
+                        raise TrainingError(f"teacher fine-tuning: CE loss is {loss.item()} at epoch {epoch} step "
+                                            f"{step}{_amp_note(acc, scaler)}")
+                    _backward_step(loss, [opt], [model], scaler, config.grad_clip)
+                except Exception as exc:
+                    if is_out_of_memory(exc):
+                        raise out_of_memory_error(acc, config.batch_size, f"teacher fine-tuning step {step}",
+                                                  exc) from exc
+                    raise
+                step += 1
     return model.eval()
 
 
-def _check_finite(terms: dict[str, torch.Tensor], model: str, where: str, state_path: Path | None) -> None:
+def _backward_step(loss: torch.Tensor, opts: list[torch.optim.Optimizer], models: list[nn.Module],
+                   scaler: torch.amp.GradScaler | None, grad_clip: float) -> None:
+    """zero_grad, backward, clip, step for each (optimizer, model) pair; with a scaler under fp16 autocast."""
+    for opt in opts:
+        opt.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+    else:
+        scaler.scale(loss).backward()
+    if grad_clip:
+        for opt, model in zip(opts, models):
+            if scaler is not None:
+                scaler.unscale_(opt)  # clip the true gradients, not the scaled ones
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    for opt in opts:
+        if scaler is None:
+            opt.step()
+        else:
+            scaler.step(opt)  # skipped when the scaled gradients hold inf/NaN
+    if scaler is not None:
+        scaler.update()
+
+
+def _amp_note(acc: Accelerator, scaler: torch.amp.GradScaler | None) -> str:
+    if acc.amp_dtype is None:
+        return ""
+    note = f" under {acc.precision} autocast on {acc.device}"
+    if scaler is not None:
+        note += (f" (gradient scaler: scale {scaler.get_scale():g}, growth tracker "
+                 f"{int(scaler.state_dict().get('_growth_tracker', 0))})")
+    return note
+
+
+def _check_finite(terms: dict[str, torch.Tensor], model: str, where: str, state_path: Path | None,
+                  amp_note: str = "") -> None:
     for name, value in terms.items():
         if not torch.isfinite(value):
             kept = (f"the last good checkpoint is kept at {state_path}" if state_path and state_path.exists()
                     else "no epoch had completed, so there is no checkpoint")
-            raise TrainingError(f"loss term '{name}' of model {model} is {value.item()} at {where}; training stopped "
-                                f"({kept}); lower lr or kd_weight, or check the input images")
+            fix = "try --precision fp32, lower lr or kd_weight" if amp_note else "lower lr or kd_weight"
+            raise TrainingError(f"loss term '{name}' of model {model} is {value.item()} at {where}{amp_note}; "
+                                f"training stopped ({kept}); {fix}, or check the input images")
 
 
 @dataclass
@@ -169,8 +241,12 @@ class _Loop:
     """The method-agnostic loop: stages of epochs of steps, validation, checkpoints. `meta` is what resume restores."""
 
     def __init__(self, run: Run, method: Method, config: TrainConfig, monitor: str, meta: dict[str, Any],
-                 saved: dict[str, torch.Tensor], out: Path | None, report, progress: bool) -> None:
-        self.run, self.method, self.config, self.monitor = run, method, config, monitor
+                 saved: dict[str, torch.Tensor], out: Path | None, report, progress: bool, acc: Accelerator) -> None:
+        self.run, self.method, self.config, self.monitor, self.acc = run, method, config, monitor, acc
+        self.scaler = acc.new_scaler()
+        if self.scaler is not None and meta.get("scaler"):
+            self.scaler.load_state_dict(meta["scaler"])
+        self.where = "start"
         self.meta, self.saved, self.out, self.report, self.progress = meta, saved, out, report, progress
         self.state_path = out / STATE_FILE if out is not None else None
         self.history: list[dict[str, Any]] = meta["history"]
@@ -188,10 +264,15 @@ class _Loop:
         self.bar = tqdm(total=total, initial=self.global_epoch, desc=f"train {self.config.method}",
                         disable=not self.progress)
         try:
-            for stage in self.stages[self.meta["stage"]:]:
-                if self.meta["stopped_early"]:
-                    break
-                self.run_stage(stage)
+            with determinism(self.acc):
+                for stage in self.stages[self.meta["stage"]:]:
+                    if self.meta["stopped_early"]:
+                        break
+                    self.run_stage(stage)
+        except Exception as exc:
+            if is_out_of_memory(exc):
+                raise out_of_memory_error(self.acc, self.config.batch_size, self.where, exc) from exc
+            raise
         finally:
             self.bar.close()
 
@@ -270,8 +351,8 @@ class _Loop:
             if unl_order is not None:
                 xu = run.batch_x(unl, unl_order[(i * n_unl) % len(unl_order):][:n_unl])
             batch = StepBatch(run.batch_x(run.train, idx), run.batch_y(run.train, idx), xu, kd_scale, gen)
-            where = f"stage '{stage.name}' epoch {epoch + 1} batch {i + 1} (global step {meta['step'] + 1})"
-            terms_a, terms_b = self.step(stage, batch, where)
+            self.where = f"stage '{stage.name}' epoch {epoch + 1} batch {i + 1} (global step {meta['step'] + 1})"
+            terms_a, terms_b = self.step(stage, batch, self.where)
             meta["step"] += 1
             for name, value in terms_a.items():
                 sums[f"loss_{name}"] = sums.get(f"loss_{name}", 0.0) + value.item()
@@ -282,22 +363,18 @@ class _Loop:
                 "train_seconds": round(time.perf_counter() - t0, 3)}
 
     def step(self, stage: _Stage, batch: StepBatch, where: str) -> tuple[dict[str, torch.Tensor], ...]:
-        run, config = self.run, self.config
-        terms_a, terms_b = self.method.losses(run, stage.name, batch)
-        _check_finite(terms_a, "A", where, self.state_path)
-        _check_finite(terms_b, "B", where, self.state_path)
+        run = self.run
+        with self.acc.autocast():
+            terms_a, terms_b = self.method.losses(run, stage.name, batch)
+        note = _amp_note(self.acc, self.scaler)
+        _check_finite(terms_a, "A", where, self.state_path, note)
+        _check_finite(terms_b, "B", where, self.state_path, note)
         loss = sum(terms_a.values()) + (sum(terms_b.values()) if terms_b else 0)
-        self.opt_a.zero_grad(set_to_none=True)
+        opts, models = [self.opt_a], [run.a]
         if self.opt_b is not None:
-            self.opt_b.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.grad_clip:
-            nn.utils.clip_grad_norm_(run.a.parameters(), config.grad_clip)
-            if self.opt_b is not None:
-                nn.utils.clip_grad_norm_(run.b.parameters(), config.grad_clip)
-        self.opt_a.step()
-        if self.opt_b is not None:
-            self.opt_b.step()
+            opts.append(self.opt_b)
+            models.append(run.b)
+        _backward_step(loss, opts, models, self.scaler, self.config.grad_clip)
         self.method.after_step(run, stage.name)
         return terms_a, terms_b
 
@@ -316,6 +393,8 @@ class _Loop:
             meta["bad_epochs"] += 1
 
     def save(self) -> None:
+        if self.scaler is not None:
+            self.meta["scaler"] = self.scaler.state_dict()
         if self.out is not None:
             _write_state(self.state_path, self.run, self.opt_a, self.opt_b, self.best_state, self.meta, self.config)
             _write_log(self.out, self.history)
@@ -334,6 +413,7 @@ def train(spec: StudentSpec, data, teacher: nn.Module, config: TrainConfig | Non
     config = config or TrainConfig()
     config.validate()
     method = get_method(config.method)
+    acc = Accelerator.create(config.device, config.precision, config.deterministic)  # errors before any work
     started = time.perf_counter()
     out = Path(out_dir) if out_dir is not None else None
     if resume and out is None:
@@ -362,18 +442,43 @@ def train(spec: StudentSpec, data, teacher: nn.Module, config: TrainConfig | Non
         raise TrainingError(f"--resume: no training state at {state_path}")
 
     if method.needs_kd_teacher and kd_teacher is None:
-        kd_teacher = _cached_teacher(out, teacher, train_d, val_d, config, progress)
-    run = Run(spec, teacher, config, method, train_d, val_d, unl, kd_teacher if method.needs_kd_teacher else None,
-              progress)
+        kd_teacher = _cached_teacher(out, teacher, train_d, val_d, config, progress, acc)
+    run = Run(spec, teacher, config, method, _placed(train_d, acc), val_d,
+              _placed(unl, acc) if unl is not None else None,
+              kd_teacher if method.needs_kd_teacher else None, progress)
+    _to_device(run, acc, meta, config)
     if saved:
         run.a.load_state_dict(_unprefixed(saved, "A/"))
         if run.b is not None:
             run.b.load_state_dict(_unprefixed(saved, "B/"))
     else:
         method.prepare(run)
-    loop = _Loop(run, method, config, monitor, meta, saved, out, report, progress)
+    loop = _Loop(run, method, config, monitor, meta, saved, out, report, progress, acc)
     loop.run_all()
     return _final_evaluation(run, loop, data, pre, config, monitor, out, started)
+
+
+def _to_device(run: Run, acc: Accelerator, meta: dict[str, Any], config: TrainConfig) -> None:
+    """Move the run's models to the device and settle the memory format (a resumed run keeps its recorded one)."""
+    run.device = acc.device
+    models = [m for m in (run.a, run.b, run.kd_teacher) if m is not None]
+    for model in models:
+        model.to(acc.device)
+    if "runtime" in meta:
+        acc.channels_last = bool(meta["runtime"]["channels_last"])
+        meta["runtime"] = {**acc.describe(), "probe": {"decided_by": "resumed run"}}
+    else:
+        spec = run.spec
+        # keyed by architecture family, not each student's shape: the layout's speed is a property of the conv kernels
+        # at this resolution and batch, and a search would otherwise pay a probe for every candidate
+        key = f"{spec.teacher}-family|c{spec.in_chans}"
+        acc.channels_last, how = decide_channels_last(config.channels_last, run.a, key, spec.resolution,
+                                                      spec.in_chans, config.batch_size, acc)
+        meta["runtime"] = {**acc.describe(), "probe": how}
+    run.channels_last = acc.channels_last
+    if acc.channels_last:
+        for model in models:
+            model.to(memory_format=torch.channels_last)
 
 
 def _final_evaluation(run: Run, loop: _Loop, data, pre: PreprocessSpec, config: TrainConfig, monitor: str,
@@ -384,16 +489,25 @@ def _final_evaluation(run: Run, loop: _Loop, data, pre: PreprocessSpec, config: 
         run.a.load_state_dict(loop.best_state)
     run.a.eval()
     val_d = run.val
-    metrics = {"val": evaluate_tensors(run.a, val_d.x, val_d.y, val_d.classes, val_d.multilabel,
-                                       batch_size=config.eval_batch_size), "test": None}
-    if len(data.test.labels):
-        test_d = _tensors(data.test, pre)
-        metrics["test"] = evaluate_tensors(run.a, test_d.x, test_d.y, test_d.classes, test_d.multilabel,
-                                           batch_size=config.eval_batch_size)
+    try:
+        metrics = {"val": evaluate_tensors(run.a, val_d.x, val_d.y, val_d.classes, val_d.multilabel,
+                                           batch_size=config.eval_batch_size), "test": None}
+        if len(data.test.labels):
+            test_d = _tensors(data.test, pre)
+            metrics["test"] = evaluate_tensors(run.a, test_d.x, test_d.y, test_d.classes, test_d.multilabel,
+                                               batch_size=config.eval_batch_size)
+    except Exception as exc:
+        if is_out_of_memory(exc):
+            raise TrainingError(f"out of memory on {run.device} evaluating with eval_batch_size "
+                                f"{config.eval_batch_size}; try --config with a smaller eval_batch_size, e.g. "
+                                f"{max(1, config.eval_batch_size // 4)}") from exc
+        raise
+    # the returned model and the checkpoint are plain: CPU, default memory format
+    run.a.to("cpu", memory_format=torch.contiguous_format)
     seconds = time.perf_counter() - started
     info = {"teacher": type(run.teacher).__name__, "teacher_arch": run.spec.teacher, "method": config.method,
             "strategies": run.selection_report, "config": config.to_dict(), "best_epoch": meta["best_epoch"],
-            "monitor": monitor, "dataset": data.name,
+            "monitor": monitor, "dataset": data.name, "runtime": meta.get("runtime"),
             "metrics": {split: _summary(m) for split, m in metrics.items() if m is not None}}
     ckpt_path = None
     if out is not None:
@@ -411,7 +525,7 @@ def _summary(m: dict[str, Any]) -> dict[str, Any]:
 
 
 def _cached_teacher(out: Path | None, teacher: nn.Module, train_d: _Data, val_d: _Data, config: TrainConfig,
-                    progress: bool) -> nn.Module:
+                    progress: bool, acc: Accelerator) -> nn.Module:
     """Fine-tune classic-kd's teacher once per run folder (resume reuses it)."""
     path = out / "teacher_finetuned.safetensors" if out is not None else None
     if path is not None and path.exists():
@@ -419,9 +533,9 @@ def _cached_teacher(out: Path | None, teacher: nn.Module, train_d: _Data, val_d:
         model.reset_classifier(len(train_d.classes))
         model.load_state_dict(load_tensors(path, TrainingError, "fine-tuned teacher")[0])
         return model.eval()
-    model = finetune_teacher(teacher, train_d, val_d, config, progress=progress)
+    model = finetune_teacher(teacher, train_d, val_d, config, progress=progress, acc=acc)
     if path is not None:
-        save_tensors(path, model.state_dict())
+        save_tensors(path, {k: v.cpu() for k, v in model.state_dict().items()})
     return model
 
 
@@ -443,11 +557,16 @@ def _read_state(path: Path, config: TrainConfig) -> tuple[dict[str, torch.Tensor
     tensors, header = load_tensors(path, TrainingError, "training state")
     if header.get("format") != STATE_FORMAT:
         raise TrainingError(f"{path} is not an edgeskd training state (format {header.get('format')!r})")
-    saved_config = json.loads(header["config"])
-    if saved_config != config.to_dict():
-        diff = {k: (saved_config.get(k), v) for k, v in config.to_dict().items() if saved_config.get(k) != v}
+    # a key the saved run lacks had its default then (it predates the key); runtime fields may change on resume
+    defaults = TrainConfig().to_dict()
+    saved_config = {**defaults, **parse_json(header.get("config"), TrainingError, f"training state {path}: 'config'")}
+    now = config.to_dict()
+    diff = {k: (saved_config.get(k), v) for k, v in now.items()
+            if k not in RUNTIME_FIELDS and saved_config.get(k) != v}
+    diff.update({k: (saved_config[k], None) for k in set(saved_config) - set(now) if k != "method_options"})
+    if diff:
         raise TrainingError(f"--resume: the run in {path.parent} used a different config (saved, now): {diff}")
-    return tensors, json.loads(header["meta"])
+    return tensors, parse_json(header.get("meta"), TrainingError, f"training state {path}: 'meta'")
 
 
 def _write_log(out: Path, history: list[dict[str, Any]]) -> None:

@@ -2,6 +2,7 @@
 manifest matches the contract the C runtime reads; failures leave nothing behind."""
 
 import dataclasses
+import hashlib
 import json
 
 import numpy as np
@@ -69,8 +70,10 @@ def test_manifest_contract(resnet_bundle, xrays):
     assert manifest["parity"]["data"]["labels_file"] == "parity_labels.npy"  # dataset names matched the labels
     assert manifest["latency"] is None and "edgeskd bench" in manifest["latency_note"]
     assert manifest["environment"]["packages"]["onnxruntime"]
-    # Every file but the manifest is listed with its real hash and size, and nothing else is.
-    on_disk = {p.name for p in resnet_bundle.iterdir()} - {"manifest.json"}
+    # Every file but the manifest and its digest is listed with its real hash and size, and nothing else is.
+    on_disk = {p.name for p in resnet_bundle.iterdir()} - {"manifest.json", "manifest.sha256"}
+    digest = (resnet_bundle / "manifest.sha256").read_text()
+    assert digest == hashlib.sha256((resnet_bundle / "manifest.json").read_bytes()).hexdigest() + "  manifest.json\n"
     assert set(manifest["files"]) == on_disk
     for name, record in manifest["files"].items():
         assert record == {"sha256": sha256_file(resnet_bundle / name), "bytes": (resnet_bundle / name).stat().st_size}

@@ -52,6 +52,14 @@ def test_missing_and_unlisted_files_are_named(bundle):
     assert "notes.txt: present in the bundle but not listed" in str(err.value)
 
 
+def test_manifest_edit_is_caught_without_parity(bundle):
+    """Any change to manifest.json after export (here the labels reversed) breaks manifest.sha256; --no-parity
+    catches it, as the C runtime does."""
+    _rewrite_manifest(bundle, lambda m: m["labels"].reverse())
+    with pytest.raises(ExportError, match=r"manifest\.json: sha256 [0-9a-f]{16}\.\.\., manifest\.sha256 says"):
+        verify_bundle(bundle, parity=False)
+
+
 def test_schema_violation_names_the_field(bundle):
     _rewrite_manifest(bundle, lambda m: m["model"]["input"].update(dtype="uint8"))
     with pytest.raises(ExportError, match=r"manifest schema v1: model/input/dtype: 'float32' was expected"):
@@ -68,13 +76,16 @@ def test_path_in_file_name_is_refused(bundle):
 
 
 def test_consistently_replaced_model_fails_parity_with_numbers(bundle, tmp_path):
-    """Swap in another model's ONNX and fix its hash in the manifest: only the parity check can notice."""
+    """Swap in another model's ONNX and fix its hash in the manifest and the manifest's digest: only the parity
+    check can notice."""
+    from edgeskd.export.integrity import write_manifest_digest
     from edgeskd.export.onnx import export_onnx
 
     other = make_checkpoint(tmp_path / "other.safetensors", FAMILIES["resnet"], seed=1)
     export_onnx(other.model, bundle / "model.onnx", resolution=other.spec.resolution)
     new = {"sha256": sha256_file(bundle / "model.onnx"), "bytes": (bundle / "model.onnx").stat().st_size}
     _rewrite_manifest(bundle, lambda m: m["files"].update({"model.onnx": new}))
+    write_manifest_digest(bundle)
     with pytest.raises(ExportError, match=r"parity gate failed for onnx \(model\.onnx.*max \|logit diff\| \d"):
         verify_bundle(bundle)
     verify_bundle(bundle, parity=False)  # hashes and schema alone are consistent

@@ -99,8 +99,8 @@ def _train(spec, data, teacher, config, *, out_dir, report, resume, progress):
                            checkpoint=ckpt, seconds=step_s * epochs)
 
 
-def _export_bundle(checkpoint, out_dir, *, parity_images, parity_labels, latency):
-    _log("export", checkpoint=str(checkpoint))
+def _export_bundle(checkpoint, out_dir, *, parity_images, parity_labels, latency, **deployment):
+    _log("export", checkpoint=str(checkpoint), primary=deployment.get("primary"))
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     (Path(out_dir) / "manifest.json").write_text(json.dumps({"latency": latency.stats}))
     return {"files": ["manifest.json"]}

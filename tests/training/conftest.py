@@ -24,6 +24,20 @@ def _digits_splits(n_train: int = 60, n_val: int = 30, n_test: int = 30, n_unl: 
     return DatasetSplits(part(0), part(1), part(2), part(3), "digits-4")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache_dir(tmp_path_factory):
+    """The memory-format probe caches its answers; tests keep theirs out of the user's ~/.cache."""
+    import os
+
+    before = os.environ.get("EDGESKD_CACHE_DIR")
+    os.environ["EDGESKD_CACHE_DIR"] = str(tmp_path_factory.mktemp("edgeskd-cache"))
+    yield
+    if before is None:
+        os.environ.pop("EDGESKD_CACHE_DIR", None)
+    else:
+        os.environ["EDGESKD_CACHE_DIR"] = before
+
+
 @pytest.fixture(scope="session")
 def digits_splits():
     return _digits_splits()

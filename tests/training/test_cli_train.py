@@ -26,12 +26,12 @@ def _samples_or_skip():
         pytest.skip(str(exc))
 
 
-def test_train_dual_skd_json_and_files(tmp_path, capsys):
+def test_train_default_method_json_and_files(tmp_path, capsys):
     _samples_or_skip()
     out = tmp_path / "run"
     assert main(["train", *COMMON, "--out", str(out), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["method"] == "dual-skd"
+    assert summary["method"] == "single-ws"  # the default follows the ablation (docs/training.md)
     assert summary["student"]["num_classes"] == 2
     assert 0.0 <= summary["metrics"]["test"]["accuracy"] <= 1.0
     assert (out / "model.safetensors").exists() and (out / "log.jsonl").exists()

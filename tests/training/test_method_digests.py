@@ -57,6 +57,10 @@ def run_digest(case: str, splits, spec, teacher, out: Path) -> dict[str, str]:
 
     base = dict(epochs_skd=2, epochs_finetune=1, batch_size=32, teacher_epochs=1, eval_batch_size=64,
                 restore_best=False)
+    if "channels_last" in TrainConfig.__dataclass_fields__:
+        # the default memory format is the arithmetic the digests were recorded with; "auto" may pick channels_last,
+        # which is a different (equally deterministic) summation order (see docs/training.md, determinism)
+        base.update(device="cpu", channels_last="off")
     config = TrainConfig(**{**base, **CASES[case]})
     result = train(spec, splits, teacher, config, out_dir=out, progress=False)
     history = [{k: v for k, v in r.items() if k != "train_seconds"} for r in result.history]

@@ -15,7 +15,7 @@ def test_builtin_methods_are_listed_without_importing_them():
     from edgeskd.training.methods import builtin_methods, get_method
 
     assert builtin_methods() == METHODS
-    assert set(METHODS) == {"dual-skd", "single-ws", "random-init", "classic-kd", "dml"}
+    assert set(METHODS) == {"dual-skd", "single-ws", "random-init", "classic-kd", "dml", "ssl-skd"}
     assert METHODS[0] == "dual-skd"
     for name in METHODS:
         method = get_method(name)
@@ -84,3 +84,17 @@ def test_cli_method_option_parsing():
     assert parse_options(["scale=0.5", "name=abc", "flag=true"]) == {"scale": 0.5, "name": "abc", "flag": True}
     with pytest.raises(TrainingError, match="expected KEY=VALUE"):
         parse_options(["scale"])
+
+
+def test_cli_method_option_reaches_the_config_and_is_checked():
+    from edgeskd.cli import build_parser
+    from edgeskd.cli.train import build_config
+
+    args = build_parser().parse_args(["train", "--data", "x", "--teacher", "tf_efficientnet_lite0", "--method", "dml",
+                                      "--method-option", "alpha=1"])
+    with pytest.raises(TrainingError, match=r"method 'dml' has no option\(s\) \['alpha'\]"):
+        build_config(args)
+    args = build_parser().parse_args(["train", "--data", "x", "--teacher", "tf_efficientnet_lite0", "--device", "cpu",
+                                      "--channels-last", "off", "--deterministic"])
+    config = build_config(args)
+    assert (config.device, config.channels_last, config.deterministic) == ("cpu", "off", True)

@@ -28,6 +28,7 @@ import torch.nn as nn
 
 from edgeskd.errors import TrainingError
 from edgeskd.training.augment import augment_batch
+from edgeskd.training.device import gather_batch
 from edgeskd.training.losses import distillation_loss, supervised_loss
 
 Terms = dict[str, torch.Tensor]
@@ -185,12 +186,10 @@ class Run:
 
     def batch_x(self, data, idx: torch.Tensor) -> torch.Tensor:
         """Images `idx` of a tensor set, on the run's device."""
-        x = data.x[idx]
-        return x if x.device == self.device else x.to(self.device, non_blocking=True)
+        return gather_batch(data.x, idx, self.device, getattr(data, "pinned", False))
 
     def batch_y(self, data, idx: torch.Tensor) -> torch.Tensor:
-        y = data.y[idx]
-        return y if y.device == self.device else y.to(self.device, non_blocking=True)
+        return gather_batch(data.y, idx, self.device, getattr(data, "pinned", False))
 
 
 class DistillationMethod(Method):

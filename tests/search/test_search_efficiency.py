@@ -1,0 +1,191 @@
+"""Search efficiency (issue 14) with the fast fake stages: the latency map, refused and reused trials not counted
+against --trials, the sampler chosen in the space YAML, and a resumed or K-worker search measuring nothing twice.
+
+Fake latency = 40 ms * depth * width * (resolution / 64)^2 (tests/search/search_fakes.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+
+from edgeskd.errors import SearchError
+from edgeskd.search import SearchConfig, run_search
+from edgeskd.search.config import space_digest
+from edgeskd.search.records import REFUSED, REUSED, TrialRecord, counted
+from edgeskd.search.sampler import make_sampler
+from edgeskd.search.space import ARCHITECTURE, load_space
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+from search_fakes import fake_latency, fake_stages, read_log  # noqa: E402
+
+FAKE_SPACE = (HERE / "fake_space.yaml").read_text()
+
+
+def _space(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text)
+    return str(path.resolve())
+
+
+def _config(run_dir: Path, space: str, **kw) -> SearchConfig:
+    values = dict(data="fake", teacher="tf_efficientnet_lite0", latency_ms=10.0, trials=6, space=space,
+                  space_sha256=space_digest(space), study="t", run_dir=str(run_dir),
+                  stages="search_fakes:fake_stages", workers=1)
+    values.update(kw)
+    return SearchConfig(**values)
+
+
+def _study(run_dir: Path, name: str = "t"):
+    storage = JournalStorage(JournalFileBackend(str(run_dir / "study.journal")))
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def _trained_shapes(log: Path) -> list[tuple]:
+    return [(e["depth"], e["width"], e["resolution"]) for e in read_log(log)
+            if e["event"] == "train" and "/trials/" in e["out_dir"]]
+
+
+@pytest.fixture
+def fake_log(tmp_path, monkeypatch):
+    log = tmp_path / "calls.jsonl"
+    monkeypatch.setenv("EDGESKD_FAKE_LOG", str(log))
+    return log
+
+
+def test_latency_map_offers_only_under_budget_architectures(tmp_path, fake_log):
+    space = str((HERE / "fake_space.yaml").resolve())
+    run = tmp_path / "run"
+    summary = run_search(_config(run, space, trials=8), stages=fake_stages(), show_progress=False)
+    lmap = json.loads((run / "latency_map.json").read_text())
+    assert lmap["complete"] and lmap["size"] == 18 == len(load_space(space).architectures())
+    assert 0 < lmap["measured"] < 18                        # the rest follow by dominance
+    for e in lmap["entries"]:  # the map holds what was measured or inferred, and the right budget decision
+        s = e["student"]
+        truth = fake_latency(s["depth"], s["width"], s["resolution"])
+        assert e["ok"] is (truth <= 10)
+        if e["inferred_from"] is None:
+            assert e["latency_ms"]["p95"] == pytest.approx(truth)
+    feasible = {e["key"] for e in lmap["entries"] if e["ok"]}
+    assert 0 < len(feasible) < 18
+    trials = _study(run).get_trials()
+    # the sampler's only student dimension is a choice among the under-budget architectures
+    for t in trials:
+        assert set(t.distributions[ARCHITECTURE].choices) == feasible and t.params[ARCHITECTURE] in feasible
+    assert summary["trained"] == 8 and summary["refused"] == 0
+    assert all(fake_latency(*shape) <= 10 for shape in _trained_shapes(fake_log))
+    # all measuring happened before the first training (plus the winner's two re-measurements)
+    events = [e["event"] for e in read_log(fake_log)]
+    n = lmap["measured"]
+    assert events[:n] == ["measure"] * n and events[n] == "train"
+    assert summary["time"]["map_seconds"] > 0 and "Latency map" in (run / "report.md").read_text()
+    assert (run / "latency_map.png").stat().st_size > 0
+
+
+def test_two_workers_measure_each_candidate_once_in_total(tmp_path, monkeypatch):
+    log = tmp_path / "calls.jsonl"
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("EDGESKD_FAKE_LOG", str(log))
+    monkeypatch.setenv("EDGESKD_FAKE_STEP_S", "0.05")
+    space = str((HERE / "fake_space.yaml").resolve())
+    run = tmp_path / "run"
+    summary = run_search(_config(run, space, trials=6, workers=2), show_progress=False)
+    events = read_log(log)
+    trainers = {e["pid"] for e in events if e["event"] == "train" and "/trials/" in e["out_dir"]}
+    assert len(trainers) == 2 and os.getpid() not in trainers          # both workers trained trials
+    measures = [e for e in events if e["event"] == "measure"]
+    assert {e["pid"] for e in measures} == {os.getpid()}               # the workers measured nothing
+    per_shape = Counter(tuple(e["shape"]) for e in measures)
+    w = summary["winner"]["student"]
+    winner_shape = (w["depth"], w["width"], w["resolution"])
+    lmap = json.loads((run / "latency_map.json").read_text())
+    assert lmap["size"] == 18 and lmap["measured"] == len(set(per_shape) - {winner_shape}) + \
+        (winner_shape in {tuple(e["student"][k] for k in ("depth", "width", "resolution"))
+                          for e in lmap["entries"] if e["inferred_from"] is None})
+    assert all(n == 1 for shape, n in per_shape.items() if shape != winner_shape)  # each candidate once
+    assert per_shape[winner_shape] in (2, 3)                            # + confirm and final re-measurement
+    assert summary["trained"] >= 6
+
+
+def test_refused_candidates_are_not_counted_and_teach_the_sampler(tmp_path, fake_log):
+    # a numeric resolution range makes the space continuous: the map is a sample and the sampler sees every
+    # architecture, so known-over-budget ones are refused (not built, not trained, not counted)
+    space = _space(tmp_path, "cont", FAKE_SPACE.replace("resolution: {choices: [32, 64]}",
+                                                        "resolution: {low: 32, high: 64, step: 32}"))
+    run = tmp_path / "run"
+    summary = run_search(_config(run, space, trials=6, latency_ms=5.0), stages=fake_stages(), show_progress=False)
+    assert not json.loads((run / "latency_map.json").read_text())["complete"]
+    records = [TrialRecord.from_trial(t) for t in _study(run).get_trials()]
+    refused = [r for r in records if not r.counted and r.outcome != "interrupted"]
+    assert refused, "seed 0 draws over-budget architectures in this space"
+    assert sum(r.counted for r in records) == summary["trained"] == 6
+    assert all(r.train_seconds == 0.0 and r.latency_ms["p95"] > 5.0 for r in refused)
+    assert all(fake_latency(*shape) <= 5.0 for shape in _trained_shapes(fake_log))
+    assert len(_trained_shapes(fake_log)) == 6
+    # the sampler was told: every refused trial carries a positive latency constraint
+    for t in _study(run).get_trials():
+        if TrialRecord.from_trial(t).outcome == REFUSED:
+            assert max(t.constraints.values()) > 0
+    assert summary["refused"] == len(refused)
+
+
+def test_duplicate_configuration_is_reused_not_retrained_and_resume_measures_nothing(tmp_path, fake_log):
+    space = _space(tmp_path, "dup", FAKE_SPACE.replace("lr: {low: 1.0e-3, high: 3.0e-3, log: true}",
+                                                       "lr: {choices: [1.0e-3, 2.0e-3]}"))
+    run = tmp_path / "run"
+    first = run_search(_config(run, space, trials=2), stages=fake_stages(), show_progress=False)
+    study = _study(run)
+    original = [t for t in study.get_trials() if counted(t)][0]
+    study.enqueue_trial(original.params)                    # the same full configuration again
+    trained_before = len(_trained_shapes(fake_log))
+    measured_before = sum(e["event"] == "measure" for e in read_log(fake_log))
+    second = run_search(_config(run, space, trials=3), stages=fake_stages(), show_progress=False)
+    records = [TrialRecord.from_trial(t) for t in _study(run).get_trials()]
+    reused = [r for r in records if r.outcome == REUSED]
+    assert reused and reused[0].reused_from == original.number and reused[0].train_seconds == 0.0
+    assert sum(r.counted for r in records) == second["trained"] == 3
+    assert second["reused"] == len(reused)
+    assert len(_trained_shapes(fake_log)) - trained_before == 1          # only the one new trial trained
+    assert first["latency_map"]["measured_here"] == first["latency_map"]["measured"] > 0
+    assert second["latency_map"]["measured_here"] == 0
+    # the resumed run measured only the winner again (confirm + final), never the map
+    assert sum(e["event"] == "measure" for e in read_log(fake_log)) - measured_before == 2
+
+
+@pytest.mark.parametrize("kind,cls", [("tpe", "TPESampler"), ("random", "RandomSampler"), ("gp", "GPSampler")])
+def test_sampler_is_chosen_in_the_space_yaml(tmp_path, fake_log, kind, cls):
+    space = _space(tmp_path, kind, FAKE_SPACE + f"sampler: {kind}\n")
+    assert load_space(space).sampler == kind
+    sampler = make_sampler(kind, seed=0, statistic="p95", budget_ms=10.0)
+    assert type(sampler).__name__ == cls
+    summary = run_search(_config(tmp_path / "run", space, trials=6), stages=fake_stages(), show_progress=False)
+    assert summary["ok"] and summary["trained"] == 6
+
+
+def test_default_sampler_is_tpe_and_bad_choices_name_the_key(tmp_path):
+    assert load_space(str((HERE / "fake_space.yaml").resolve())).sampler == "tpe"
+    with pytest.raises(SearchError, match="key 'sampler'.*tpe, random, gp, cmaes.*'annealing'"):
+        load_space(_space(tmp_path, "bad", FAKE_SPACE + "sampler: annealing\n"))
+    only_choices = FAKE_SPACE.replace("lr: {low: 1.0e-3, high: 3.0e-3, log: true}", "lr: 2.0e-3")
+    with pytest.raises(SearchError, match="cmaes needs at least one numeric range"):
+        load_space(_space(tmp_path, "cma", only_choices + "sampler: cmaes\n"))
+
+
+def test_cmaes_sampler_runs_where_it_fits(tmp_path, fake_log):
+    pytest.importorskip("cmaes", reason="sampler: cmaes needs the cmaes package (pip install 'edgeskd[cmaes]')")
+    space = _space(tmp_path, "cma", FAKE_SPACE + "sampler: cmaes\n")
+    assert type(make_sampler("cmaes", seed=0, statistic="p95", budget_ms=10.0)).__name__ == "CmaEsSampler"
+    summary = run_search(_config(tmp_path / "run", space, trials=4), stages=fake_stages(), show_progress=False)
+    assert summary["ok"] and summary["trained"] == 4
+    with pytest.raises(SearchError, match="cmaes cannot optimise two objectives"):
+        run_search(_config(tmp_path / "p", space, trials=2, pareto=True, study="p"), stages=fake_stages(),
+                   show_progress=False)
