@@ -172,7 +172,10 @@ def test_interrupted_search_resumes_without_losing_or_repeating(tmp_path):
     # to the end.
     finished_before: dict[int, tuple] = {}
     for sig, after in ((signal.SIGINT, 1), (signal.SIGKILL, 3)):
-        proc = subprocess.Popen(_cli(run, 6), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # SIGINT back to its default in the child: a test run started in the background (nohup, `make test &`, some
+        # CI runners) inherits SIGINT ignored, and Python then never turns Ctrl-C into KeyboardInterrupt
+        proc = subprocess.Popen(_cli(run, 6), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         _wait_finished(run, after, proc, log=log)
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=300)
