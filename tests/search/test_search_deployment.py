@@ -214,3 +214,14 @@ def test_int8_candidate_end_to_end_on_tiny_data(tmp_path, lite0_teacher, capsys)
     assert primary["gate"]["passed"] and primary["accuracy"]["metric_name"] == "balanced_accuracy"
     assert verify_bundle(run / "bundle").to_dict()["ok"]
     assert "validation split is too small" in summary["validation"]["text"]  # 16 demo images
+
+
+def test_ties_on_the_metric_go_to_the_faster_candidate():
+    from edgeskd.search.winner import rank_candidates
+
+    study = optuna.create_study(direction="maximize")
+    for number, (value, p95) in enumerate([(0.5, 9.0), (0.5, 3.0), (0.4, 1.0)]):
+        trial = study.ask()
+        trial.set_user_attr("latency_ms", {"p95": p95, "p50": p95 / 2})
+        study.tell(trial, value)
+    assert [t.number for t in rank_candidates(study, pareto=False, statistic="p95")] == [1, 0, 2]
