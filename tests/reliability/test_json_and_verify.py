@@ -71,7 +71,7 @@ def test_verify_refuses_a_model_symlinked_from_outside_the_bundle(run_cli, bundl
     (copy / "model.onnx").symlink_to(outside)  # same bytes, same hash: only the link gives it away
     run_cli("verify", bundle, "--no-parity", expect=0)
     _, _, err = run_cli("verify", copy, "--no-parity")
-    assert "model.onnx" in err and "outside the bundle" in err
+    assert "model.onnx: is a symbolic link" in err  # refused like the C runtime does, wherever the link points
 
 
 def test_verify_refuses_a_manifest_over_16_mib(run_cli, bundle, tmp_path):
