@@ -74,6 +74,10 @@ def run_one(name: str, space: str, args, stages, budget: float, out: Path) -> di
             "drop": artifact.get("metric_drop"), "validation": summary.get("validation", {}).get("text", "")}
 
 
+def _count(value) -> str:
+    return "n/a" if value is None else f"{value:,}"
+
+
 def _signed(value) -> str:
     return "n/a" if value is None else f"{value:+.4f}"
 
@@ -150,6 +154,8 @@ def main() -> int:
     ap.add_argument("--final-epochs", default="3,1", help="epochs_skd,epochs_finetune for the winner (default 3,1)")
     ap.add_argument("--speed-resolution", type=int, default=128)
     ap.add_argument("--skip-search", action="store_true", help="only the precision speed-ups and peaks")
+    ap.add_argument("--searches-json", default=None, help="tabulate these finished searches (searches.json of an "
+                    "earlier run, with its budget) instead of running them again")
     ap.add_argument("--out", default="runs/bench-deployment")
     ap.add_argument("--results", default=None, help="write the markdown tables here")
     args = ap.parse_args()
@@ -164,6 +170,7 @@ def main() -> int:
     from edgeskd.search.stages import real_stages
 
     out = Path(args.out)
+    previous = json.loads(Path(args.searches_json).read_text()) if args.searches_json else None
     shutil.rmtree(out, ignore_errors=True)
     lines = [f"Machine: {os.cpu_count()} cores shared with other jobs (load average at start "
              f"{os.getloadavg()[0]:.1f}); one thread everywhere; OpenVINO CPU OPTIMIZATION_CAPABILITIES "
@@ -186,13 +193,19 @@ def main() -> int:
         full = build_student(StudentSpec("tf_efficientnet_lite0", resolution=side, num_classes=10), teacher).eval()
         # the lowest of five fresh-process measurements (same protocol as the candidates): contention from the other
         # jobs on this shared machine only ever adds time, so the lowest is closest to the teacher's own cost
-        teacher_stat = min(measure_model(full, side, get_target("ort-cpu")).stats[args.statistic] for _ in range(5))
-        budget = round(args.budget_fraction * teacher_stat, 3)
-        print(f"teacher-sized student {args.statistic} {teacher_stat:.3f} ms at {side} px on ort-cpu -> budget "
-              f"{budget} ms", flush=True)
-        results = [run_one("fp32-only", plain, args, stages, budget, out),
-                   run_one("deployment-aware", deploy, args, stages, budget, out)]
-        (out / "searches.json").write_text(json.dumps(results, indent=2, default=str))
+        if previous:
+            teacher_stat, budget, results = previous["teacher"], previous["budget_ms"], previous["results"]
+        else:
+            teacher_stat = min(measure_model(full, side, get_target("ort-cpu")).stats[args.statistic]
+                               for _ in range(5))
+            budget = round(args.budget_fraction * teacher_stat, 3)
+            print(f"teacher-sized student {args.statistic} {teacher_stat:.3f} ms at {side} px on ort-cpu -> budget "
+                  f"{budget} ms", flush=True)
+            results = [run_one("fp32-only", plain, args, stages, budget, out),
+                       run_one("deployment-aware", deploy, args, stages, budget, out)]
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "searches.json").write_text(json.dumps({"teacher": teacher_stat, "budget_ms": budget,
+                                                       "results": results}, indent=2, default=str))
         lines += [f"### Search: fp32-only vs deployment-aware ({args.trials} trials each, seed {args.seed}, "
                   f"Fashion-MNIST {args.train} train / {args.val} val / {args.test} test)", "",
                   f"Budget {args.statistic} <= {budget} ms = {args.budget_fraction} x the untrained teacher-sized "
@@ -206,7 +219,7 @@ def main() -> int:
         for r in results:
             s = r["student"]
             acc = r["artifact_test_accuracy"]
-            lines.append(f"| {r['name']} | {s['depth']}, {s['width']}, {s['resolution']} | {r['parameters']:,} | "
+            lines.append(f"| {r['name']} | {s['depth']}, {s['width']}, {s['resolution']} | {_count(r['parameters'])} | "
                          f"{r['runtime']} | {r['precision']} | {r['p50']:.3f} / {r['p95']:.3f} | "
                          f"{acc if acc is None else f'{acc:.4f}'} | {r['pytorch_test_accuracy']:.4f} | "
                          f"{_signed(r['drop'])} | " + ", ".join(f"{v} {k}" for k, v in r["counts"].items()) + f" | {r['seconds']} |")
