@@ -101,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
         note = (summary.get("validation") or {}).get("text")
         if note:
             print(f"note: {note}")
+        print(f"trials: {summary['trained']} trained (what --trials counts), {summary['reused']} reused, "
+              f"{summary['refused']} refused as over budget")
         print(f"bundle: {winner['bundle']}")
         print(f"report: {config.run_dir}/report.html")
         if config.demo:

@@ -50,15 +50,22 @@ def pareto_plot(path: Path, rows: list[dict[str, Any]], summary: dict[str, Any],
         elif outcome == PRUNED_BY_METRIC:
             ax.scatter([r["latency_ms"] for r in pts], [r.get("last_metric") or 0.0 for r in pts], marker="v",
                        c=colour, label=f"pruned by metric ({len(pts)})")
-        elif not any(r.get("deployment") for r in pts):
-            ax.scatter([r["latency_ms"] for r in pts], [r["metric"] for r in pts], c=colour,
-                       label=f"completed ({len(pts)})")
-        else:  # deployment-aware search: one marker per runtime:precision
-            labels = sorted({_deploy_label(r) for r in pts})
-            for i, label in enumerate(labels):
-                group = [r for r in pts if _deploy_label(r) == label]
-                ax.scatter([r["latency_ms"] for r in group], [r["metric"] for r in group], c=colour,
-                           marker=DEPLOY_MARKERS[i % len(DEPLOY_MARKERS)], label=f"completed {label} ({len(group)})")
+        else:
+            measured = [r for r in pts if not r.get("latency_bound")]
+            labels = sorted({_deploy_label(r) for r in measured})
+            if len(labels) <= 1:
+                ax.scatter([r["latency_ms"] for r in measured], [r["metric"] for r in measured], c=colour,
+                           label=f"completed{' ' + labels[0] if labels and labels[0] else ''} ({len(measured)})")
+            else:  # deployment-aware search: one marker per runtime:precision
+                for i, label in enumerate(labels):
+                    group = [r for r in measured if _deploy_label(r) == label]
+                    ax.scatter([r["latency_ms"] for r in group], [r["metric"] for r in group], c=colour,
+                               marker=DEPLOY_MARKERS[i % len(DEPLOY_MARKERS)],
+                               label=f"completed {label} ({len(group)})")
+            bound = [r for r in pts if r.get("latency_bound")]
+            if bound:  # never measured: drawn at the latency of a larger measured candidate (an upper bound)
+                ax.scatter([r["latency_ms"] for r in bound], [r["metric"] for r in bound], c=colour, marker="<",
+                           label=f"completed, latency at most ({len(bound)})")
     done = sorted((r for r in rows if r["outcome"] == COMPLETED and r["latency_ms"] is not None),
                   key=lambda r: (r["latency_ms"], -r["metric"]))
     front, best = [], float("-inf")
@@ -213,9 +220,10 @@ def _sections(summary: dict[str, Any], rows: list[dict[str, Any]], winner: dict 
     out.append(("h2", "Metric vs latency"))
     out.append(("img", ("pareto.png", "Pareto plot")))
     out.append(("h2", "Trials"))
-    header = ["#", "outcome", "deployment", f"{summary['statistic']} ms", summary["metric"], "fp32 torch", "depth",
-              "width", "res", "strategies", "params", "MACs", "probe s", "train s", "note"]
-    body = [[r["number"], r["outcome"], _deploy_label(r) or "-", _fmt(r["latency_ms"]), _fmt(r["metric"]),
+    header = ["#", "outcome", "deployment", f"{summary['statistic']} ms (<=: bound, inferred)", summary["metric"],
+              "fp32 torch", "depth", "width", "res", "strategies", "params", "MACs", "probe s", "train s", "note"]
+    body = [[r["number"], r["outcome"], _deploy_label(r) or "-",
+             ("<= " if r.get("latency_bound") else "") + _fmt(r["latency_ms"]), _fmt(r["metric"]),
              _fmt((r.get("deployment") or {}).get("pytorch_metric")), _fmt(r["depth"]),
              _fmt(r["width"]), _fmt(r["resolution"]), r["strategies"], _fmt(r["parameters"]), _fmt(r["macs"]),
              _fmt(r["probe_seconds"], 3), _fmt(r["train_seconds"], 3),

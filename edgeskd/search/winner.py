@@ -49,16 +49,22 @@ def choose_winner(study, pareto: bool, statistic: str = "p95"):
     return ranked[0] if ranked else None
 
 
-def trial_rows(study, statistic: str) -> list[dict[str, Any]]:
+def trial_rows(study, statistic: str, latency_map=None) -> list[dict[str, Any]]:
+    """One row per finished trial. A trial trained on a candidate the map inferred under budget (never measured)
+    shows the latency of the measured candidate it is at most as large as: an upper bound (`latency_bound`)."""
     rows = []
     for t in study.get_trials(deepcopy=False):
         if not t.state.is_finished():
             continue
         r = TrialRecord.from_trial(t)
         student, cfg = r.student or {}, r.train_config or {}
+        latency, bound = (r.latency_ms or {}).get(statistic), False
+        entry = latency_map.get(r.candidate) if latency is None and latency_map is not None and r.candidate else None
+        if entry is not None and entry.inferred_from and latency_map.get(entry.inferred_from) is not None:
+            latency, bound = latency_map.get(entry.inferred_from).latency_ms.get(statistic), True
         rows.append({
             "number": r.number, "outcome": r.outcome, "metric": r.metric,
-            "latency_ms": (r.latency_ms or {}).get(statistic),
+            "latency_ms": latency, "latency_bound": bound,
             "depth": student.get("depth"), "width": student.get("width"), "resolution": student.get("resolution"),
             "deployment": r.deployment,
             "strategies": f"{cfg.get('strategy_a', '')} / {cfg.get('strategy_b', '')}" if cfg else "",
@@ -90,7 +96,7 @@ def finish(ctx: SearchContext, study, *, search_seconds: float, show_progress: b
 
         refresh(ctx.latency_map, study)
         save_map(ctx.latency_map, run_dir)
-    rows = trial_rows(study, cfg.statistic)
+    rows = trial_rows(study, cfg.statistic, ctx.latency_map)
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1

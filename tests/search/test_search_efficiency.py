@@ -178,3 +178,14 @@ def test_default_sampler_is_tpe_and_bad_choices_name_the_key(tmp_path):
     only_choices = FAKE_SPACE.replace("lr: {low: 1.0e-3, high: 3.0e-3, log: true}", "lr: 2.0e-3")
     with pytest.raises(SearchError, match="cmaes needs at least one numeric range"):
         load_space(_space(tmp_path, "cma", only_choices + "sampler: cmaes\n"))
+
+
+def test_cmaes_sampler_runs_where_it_fits(tmp_path, fake_log):
+    pytest.importorskip("cmaes", reason="sampler: cmaes needs the cmaes package (pip install 'edgeskd[cmaes]')")
+    space = _space(tmp_path, "cma", FAKE_SPACE + "sampler: cmaes\n")
+    assert type(make_sampler("cmaes", seed=0, statistic="p95", budget_ms=10.0)).__name__ == "CmaEsSampler"
+    summary = run_search(_config(tmp_path / "run", space, trials=4), stages=fake_stages(), show_progress=False)
+    assert summary["ok"] and summary["trained"] == 4
+    with pytest.raises(SearchError, match="cmaes cannot optimise two objectives"):
+        run_search(_config(tmp_path / "p", space, trials=2, pareto=True, study="p"), stages=fake_stages(),
+                   show_progress=False)
