@@ -308,7 +308,10 @@ def report(args: argparse.Namespace) -> str:
             "per seed | paired diff vs single WS (mean, per seed) | macro-F1 | ECE | s/run |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     summary = []
-    for (fraction, name, epochs, ssl), rs in sorted(rows.items()):
+    order = ["single-ws", "ssl-skd (B copy-a)", "ssl-skd (B copy-a) equal steps", "ssl-skd (B selection)", "dual-skd",
+             "classic-kd", "random-init"]
+    for (fraction, name, epochs, ssl), rs in sorted(rows.items(), key=lambda kv: (
+            kv[0][0], order.index(kv[0][1]) if kv[0][1] in order else len(order), kv[0][1:])):
         rs = sorted(rs, key=lambda r: r["seed"])
         acc = [r["test"]["accuracy"] for r in rs]
         mean, std = statistics.fmean(acc), (statistics.stdev(acc) if len(acc) > 1 else 0.0)
@@ -316,7 +319,9 @@ def report(args: argparse.Namespace) -> str:
         diff_text = ("-" if name == "single-ws" or not diffs else
                      f"{statistics.fmean(diffs):+.3f} ({', '.join(f'{d:+.3f}' for d in diffs)})")
         steps = ", ".join(sorted({str(r["steps"] + r.get("ssl_steps", 0)) for r in rs}))
-        out.append(f"| {fraction:.0%} | {name} | {epochs} | {ssl} | {steps} | {len(rs)} | {mean:.3f} ± {std:.3f} | "
+        cfg = rs[0]["config"]
+        shown = f"{cfg['epochs_skd']}+{cfg['epochs_finetune']}" if cfg["epochs_finetune"] else f"{epochs}"
+        out.append(f"| {fraction:.0%} | {name} | {shown} | {ssl} | {steps} | {len(rs)} | {mean:.3f} ± {std:.3f} | "
                    f"{', '.join(f'{a:.3f}' for a in acc)} (seeds {','.join(str(r['seed']) for r in rs)}) | "
                    f"{diff_text} | {statistics.fmean(r['test']['macro_f1'] for r in rs):.3f} | "
                    f"{statistics.fmean(r['test']['ece'] for r in rs):.3f} | "
@@ -328,6 +333,9 @@ def report(args: argparse.Namespace) -> str:
     planned = [j for f in sorted(sizes) for j in ablation_jobs(f, [0, 1, 2], sizes[f])]
     done = _done()
     missing = [j["key"] for j in planned if j["key"] not in done and _curve_alias(j) not in done]
+    out += ["", "CE epochs a+b: a epochs of the method's stage-1 loss, then b epochs of fine-tuning at 0.3x lr. s/run is "
+            "wall time on a 2-core machine shared with other jobs (load average 4-13 during these runs): not "
+            "comparable between rows."]
     if missing:
         out += ["", "Planned and NOT run (the machine ran out of time): " + ", ".join(missing) + "."]
     text = "\n".join(out) + "\n"
