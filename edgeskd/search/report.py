@@ -104,7 +104,8 @@ def latency_map_plot(path: Path, latency_map: dict[str, Any], summary: dict[str,
     # colour: under/over budget; with deploy choices one marker per runtime:precision (else o / x as before)
     labels = latency_map.get("deployments") or []
     markers = dict(zip(labels, "osD^v<>pPX*h"))
-    for ok, colour, label in ((True, "tab:blue", "under budget"), (False, "tab:red", "over budget")):
+    for ok, colour, label in ((True, "tab:blue", "under budget" + ("" if labels else " (offered)")),
+                              (False, "tab:red", "over budget")):
         for deploy in labels or [None]:
             pts = [e for e in latency_map["entries"] if e["ok"] is ok and stat in e["latency_ms"]
                    and deploy_label(e.get("deployment")) == deploy]
