@@ -128,11 +128,9 @@ def run_search(config: SearchConfig, *, storage_url: str | None = None, stages: 
         storage = open_storage(info)
         study = open_study(config, storage, ctx.space.pruner, sampler=ctx.space.sampler)
         requeued = recover_interrupted(study, local=info.local)
-        # The map is of architectures at the configured target; with deploy choices every trial measures its own
-        # architecture x deployment artifact instead (an fp32 map would drop what int8 brings under budget).
-        if not ctx.deployments:
-            ctx.latency_map = build_map(ctx, study,
-                                        log=(lambda m: print(m, file=sys.stderr)) if show_progress else None)
+        # Every architecture x deployment choice, each on its own deployment's artifact (an fp32-only map would
+        # drop what int8 brings under budget).
+        ctx.latency_map = build_map(ctx, study, log=(lambda m: print(m, file=sys.stderr)) if show_progress else None)
         nothing_fits = ctx.latency_map is not None and ctx.latency_map.complete and not ctx.latency_map.feasible()
         done_before = finished_count(study)
         progress = Progress(config, config.trials, done_before) if show_progress else None

@@ -4,6 +4,11 @@ Latency does not depend on weights, so a discrete space (only lists of choices f
 up front, and only the under-budget candidates are offered to the sampler (edgeskd.search.space.SearchSpace.sample).
 A continuous space is mapped on a seeded sample; the rest is measured by the trials themselves and added as they go.
 
+With deploy choices (runtime:precision, edgeskd.search.deployment) the map is of every architecture x deployment,
+each measured on its own deployment's target (int8: its calibrated artifact); the sampler is offered the
+architectures under budget for at least one deployment, and a sampled pair the map knows to be over budget is refused
+before anything is built (edgeskd.search.objective).
+
 Measuring all of a grid would cost more than the trials' own probes did, so the map uses the one property latency
 has here: it does not fall when depth, width or resolution grows. A candidate at least as large in every dimension
 as one measured over budget is over budget; one at most as large as one measured under budget is under budget.
@@ -12,7 +17,8 @@ order), builds each measured one untrained (latency cache answers repeats across
 inferred from the measured one (`inferred_from`). A candidate inferred under budget is trained without a probe of
 its own; the winner is measured afresh before its final training (edgeskd.search.winner), which catches a candidate
 that was under budget only by inference. Pareto searches need each trial's latency, so there only the over-budget
-side is inferred.
+side is inferred. Dominance is only ever used within one deployment: another runtime or precision says nothing
+about this one.
 
 Entries live in the study storage (one study user attribute per candidate, so concurrent writers never overwrite
 each other): every worker and every resumed run reads them instead of measuring again, so K workers measure each
@@ -76,8 +82,9 @@ class LatencyMap:
     measured: int = 0       # candidates this invocation measured
 
     def feasible(self) -> dict[str, dict[str, Any]]:
-        """Under-budget candidates: key -> student kwargs (what the sampler is offered)."""
-        return {k: dict(e.student) for k, e in self.entries.items() if e.ok}
+        """Architectures under budget for at least one deployment: architecture key -> student kwargs (what the
+        sampler is offered; a (student, deployment) pair over budget is refused by the objective)."""
+        return {candidate_key(e.student): dict(e.student) for e in self.entries.values() if e.ok}
 
     def get(self, key: str) -> MapEntry | None:
         return self.entries.get(key)
@@ -101,9 +108,20 @@ class LatencyMap:
         return {"statistic": self.statistic, "budget_ms": self.budget_ms, "complete": self.complete,
                 "seconds": round(self.seconds, 3), "measured_here": self.measured,
                 "feasible": sum(e.ok for e in self.entries.values()), "size": len(self.entries),
+                "deployments": sorted({deploy_label(e.deployment) for e in self.entries.values() if e.deployment}),
                 "measured": sum(e.measured for e in self.entries.values()),
                 "entries": [asdict(e) for e in sorted(self.entries.values(),
                                                       key=lambda e: e.latency_ms.get(self.statistic, 0.0))]}
+
+
+def deploy_label(deployment: dict[str, Any] | None) -> str | None:
+    """'runtime:precision' of an entry's deployment (None: the configured target)."""
+    return f"{deployment['runtime']}:{deployment['precision']}" if deployment else None
+
+
+def deploy_choices(ctx) -> list[tuple[Any, dict[str, Any] | None]]:
+    """(Deployment, its key in candidate names) for every deploy choice, or the configured target alone."""
+    return [(d, {"runtime": d.runtime, "precision": d.precision}) for d in ctx.deployments] or [(None, None)]
 
 
 def stored_entries(study) -> dict[str, MapEntry]:
@@ -161,18 +179,19 @@ def _inferred(key: str, student: dict[str, Any], deployment, source: MapEntry, *
                     probe_seconds=0.0, inferred_from=source.key)
 
 
-def _settle(pending: list[dict[str, Any]], entries: dict[str, MapEntry], infer_ok: bool) -> list[dict[str, Any]]:
-    """Decide what the measured entries imply; return the students still undecided."""
-    measured = [e for e in entries.values() if e.measured]
+def _settle(pending: list[dict[str, Any]], entries: dict[str, MapEntry], infer_ok: bool,
+            deployment: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Decide what the measured entries OF THIS DEPLOYMENT imply; return the students still undecided."""
+    measured = [e for e in entries.values() if e.measured and e.deployment == deployment]
     left = []
     for s in pending:
-        key = candidate_key(s)
+        key = candidate_key(s, deployment)
         over = next((e for e in measured if not e.ok and _at_most(e.student, s)), None)
         under = next((e for e in measured if e.ok and _at_most(s, e.student)), None) if infer_ok else None
         if over is not None:
-            entries[key] = _inferred(key, s, None, over, ok=False)
+            entries[key] = _inferred(key, s, deployment, over, ok=False)
         elif under is not None:
-            entries[key] = _inferred(key, s, None, under, ok=True)
+            entries[key] = _inferred(key, s, deployment, under, ok=True)
         else:
             left.append(s)
     return left
@@ -186,18 +205,21 @@ def _most_telling(pending: list[dict[str, Any]]) -> dict[str, Any]:
     return max(pending, key=score)
 
 
-def measure_entry(ctx, student: dict[str, Any], deployment: dict[str, Any] | None = None) -> MapEntry:
-    """Build untrained, count, measure on the target (through the latency cache) and check the budget."""
+def measure_entry(ctx, student: dict[str, Any], deployment: Any = None) -> MapEntry:
+    """Build untrained, count, measure on the deployment's target (its artifact, through the latency cache) and
+    check the budget. `deployment`: a Deployment of ctx.deployments, or None for the configured target."""
     from edgeskd.search.objective import latency_attrs
 
     cfg, stages = ctx.config, ctx.stages
     started = time.perf_counter()
     spec = ctx.student_spec(student)
+    target = ctx.target_of(deployment)
     model = stages.build_student(spec, ctx.teacher)
     profile = stages.profile(model, spec.resolution)
-    measurement = stages.measure(model, spec.resolution, ctx.target, ctx.cache)
-    ok, reason = stages.check_budget(measurement, cfg.latency_ms, cfg.statistic, ctx.target)
-    return MapEntry(key=candidate_key(student, deployment), student=dict(student), deployment=deployment,
+    measurement = stages.measure(model, spec.resolution, target, ctx.cache, **ctx.measure_options(deployment, spec))
+    ok, reason = stages.check_budget(measurement, cfg.latency_ms, cfg.statistic, target)
+    deploy_key = {"runtime": deployment.runtime, "precision": deployment.precision} if deployment else None
+    return MapEntry(key=candidate_key(student, deploy_key), student=dict(student), deployment=deploy_key,
                     parameters=int(profile.parameters), macs=int(profile.macs),
                     latency_ms=latency_attrs(measurement)["latency_ms"], ok=bool(ok), reason=str(reason),
                     probe_seconds=round(time.perf_counter() - started, 3))
@@ -210,25 +232,28 @@ def build_map(ctx, study, *, log=None) -> LatencyMap:
     entries = stored_entries(study)
     started, measured = time.perf_counter(), 0
     numeric = all(isinstance(v, (int, float)) for s in wanted for v in s.values())
-    pending = [s for s in wanted if candidate_key(s) not in entries]
-    while pending:
-        if numeric:  # dominance needs ordered dimensions
-            before = set(entries)
-            pending = _settle(pending, entries, infer_ok=not cfg.pareto)
-            for key in set(entries) - before:
-                store_entry(study, entries[key])
-            if not pending:
-                break
-        student = _most_telling(pending) if numeric else pending[0]
-        pending.remove(student)
-        entry = measure_entry(ctx, student)
-        store_entry(study, entry)
-        entries[entry.key] = entry
-        measured += 1
-        if log:
-            log(f"latency map: measured {entry.key} {cfg.statistic} "
-                f"{entry.latency_ms.get(cfg.statistic, float('nan')):.3f} ms {'ok' if entry.ok else 'over budget'} "
-                f"({len(entries)}/{len(wanted)} candidates known)")
+    choices = deploy_choices(ctx)
+    total = len(wanted) * len(choices)
+    for deployment, deploy_key in choices:  # each deployment its own map: no inference across them
+        pending = [s for s in wanted if candidate_key(s, deploy_key) not in entries]
+        while pending:
+            if numeric:  # dominance needs ordered dimensions
+                before = set(entries)
+                pending = _settle(pending, entries, not cfg.pareto, deploy_key)
+                for key in set(entries) - before:
+                    store_entry(study, entries[key])
+                if not pending:
+                    break
+            student = _most_telling(pending) if numeric else pending[0]
+            pending.remove(student)
+            entry = measure_entry(ctx, student, deployment)
+            store_entry(study, entry)
+            entries[entry.key] = entry
+            measured += 1
+            if log:
+                log(f"latency map: measured {entry.key} {cfg.statistic} "
+                    f"{entry.latency_ms.get(cfg.statistic, float('nan')):.3f} ms "
+                    f"{'ok' if entry.ok else 'over budget'} ({len(entries)}/{total} candidates known)")
     latency_map = LatencyMap(entries, complete, cfg.statistic, cfg.latency_ms, time.perf_counter() - started,
                              measured)
     save_map(latency_map, Path(cfg.run_dir))
@@ -239,9 +264,10 @@ def load_map(ctx, study) -> LatencyMap:
     """A worker's view: the entries the search stored (workers never measure the map themselves)."""
     _, complete = candidates(ctx.space, ctx.config.seed)
     entries = stored_entries(study)
-    if complete and len(entries) < len(ctx.space.architectures()):
+    total = len(ctx.space.architectures()) * len(deploy_choices(ctx)) if complete else 0
+    if complete and len(entries) < total:
         raise SearchError(f"the latency map of study {ctx.config.study!r} is incomplete ({len(entries)} of "
-                          f"{len(ctx.space.architectures())} architectures); start workers through `edgeskd search`")
+                          f"{total} architecture x deployment candidates); start workers through `edgeskd search`")
     return LatencyMap(entries, complete, ctx.config.statistic, ctx.config.latency_ms)
 
 

@@ -97,6 +97,15 @@ class SearchContext:
                                                      self.config.seed)
         return self._calibration[key]
 
+    def measure_options(self, deployment: Any, spec: Any) -> dict[str, Any]:
+        """Extra keywords for stages.measure on a deployment: int8 artifacts need their calibration images."""
+        if deployment is None or deployment.precision != "int8":
+            return {}
+        from edgeskd.data.preprocess import PreprocessSpec
+
+        pre = PreprocessSpec.for_model(self.teacher, size=spec.resolution, channels=spec.in_chans)
+        return {"calibration": self.calibration(deployment, pre)}
+
     def student_spec(self, student: dict[str, Any]):
         from edgeskd.models import StudentSpec
 
@@ -155,9 +164,9 @@ def make_objective(ctx: SearchContext):
 
         started = time.perf_counter()
         record = TrialRecord()
-        # The latency map covers architectures at the configured target only: with deploy choices the architecture
-        # must not be filtered by its fp32 latency (int8 may bring it under budget), so it is measured per trial.
-        lmap = ctx.latency_map if not ctx.deployments else None
+        # The map covers every architecture x deployment: the sampler is offered architectures under budget for at
+        # least one deployment, and a sampled pair the map knows to be over budget is refused below.
+        lmap = ctx.latency_map
         try:
             offered = lmap.feasible() if lmap is not None and lmap.complete else None
             student, train_values = ctx.space.sample(trial, offered)
@@ -206,12 +215,7 @@ def make_objective(ctx: SearchContext):
                 model = stages.build_student(spec, ctx.teacher)
                 profile = stages.profile(model, spec.resolution)
                 record.parameters, record.macs = int(profile.parameters), int(profile.macs)
-                measure_kw = {}
-                if deployment is not None and deployment.precision == "int8":
-                    from edgeskd.data.preprocess import PreprocessSpec
-
-                    pre = PreprocessSpec.for_model(ctx.teacher, size=spec.resolution, channels=spec.in_chans)
-                    measure_kw["calibration"] = ctx.calibration(deployment, pre)
+                measure_kw = ctx.measure_options(deployment, spec)
                 # the artifact of the trial's runtime/precision; cached by architecture x fingerprint (which names
                 # runtime and precision)
                 measurement = stages.measure(model, spec.resolution, target, ctx.cache, **measure_kw)

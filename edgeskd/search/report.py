@@ -94,19 +94,30 @@ def latency_map_plot(path: Path, latency_map: dict[str, Any], summary: dict[str,
     """Latency vs parameters of every candidate in the latency map, under-budget ones apart, with the budget."""
     import matplotlib
 
+    from edgeskd.search.latency_map import deploy_label
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     stat = summary["statistic"]
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
-    for ok, colour, label in ((True, "tab:blue", "under budget (offered)"), (False, "tab:red", "over budget")):
-        pts = [e for e in latency_map["entries"] if e["ok"] is ok and stat in e["latency_ms"]]
-        ax.scatter([e["parameters"] for e in pts], [e["latency_ms"][stat] for e in pts], c=colour,
-                   marker="o" if ok else "x", label=f"{label} ({len(pts)})")
+    # colour: under/over budget; with deploy choices one marker per runtime:precision (else o / x as before)
+    labels = latency_map.get("deployments") or []
+    markers = dict(zip(labels, "osD^v<>pPX*h"))
+    for ok, colour, label in ((True, "tab:blue", "under budget" + ("" if labels else " (offered)")),
+                              (False, "tab:red", "over budget")):
+        for deploy in labels or [None]:
+            pts = [e for e in latency_map["entries"] if e["ok"] is ok and stat in e["latency_ms"]
+                   and deploy_label(e.get("deployment")) == deploy]
+            if deploy is not None and not pts:
+                continue
+            ax.scatter([e["parameters"] for e in pts], [e["latency_ms"][stat] for e in pts], c=colour,
+                       marker=markers.get(deploy, "o" if ok else "x"),
+                       label=f"{label}{'' if deploy is None else ' ' + deploy} ({len(pts)})")
     ax.axhline(summary["budget_ms"], c="k", ls="--", lw=1, label=f"budget {summary['budget_ms']:g} ms")
     ax.set_xscale("log")
     ax.set_xlabel("parameters")
-    ax.set_ylabel(f"{stat} latency on {summary['target']} (ms)")
+    ax.set_ylabel(f"{stat} latency on " + ("each deployment's target" if labels else summary["target"]) + " (ms)")
     ax.set_title(f"latency map: {latency_map['size']} candidates"
                  + ("" if latency_map["complete"] else " (sample of a continuous space)"))
     ax.legend(fontsize=7, loc="best")
@@ -206,12 +217,18 @@ def _sections(summary: dict[str, Any], rows: list[dict[str, Any]], winner: dict 
     if lmap:
         out.append(("h2", "Latency map"))
         out.append(("list", [
-            f"{lmap['size']} candidate architectures known before the first training "
+            f"{lmap['size']} candidate "
+            + (f"architecture x deployment pairs ({', '.join(lmap['deployments'])}, each measured on its own "
+               "artifact) " if lmap.get("deployments") else "architectures ")
+            + "known before the first training "
             + ("(every architecture of the space)" if lmap["complete"] else "(a sample of a continuous space; the "
                "rest are measured by trials)")
             + f": {lmap['measured']} measured, {lmap['size'] - lmap['measured']} inferred (latency does not fall "
-              f"when depth, width or resolution grows); {lmap['feasible']} under the budget"
-            + (" were the only ones offered to the sampler" if lmap["complete"] else ""),
+              f"when depth, width or resolution grows; never inferred across deployments); {lmap['feasible']} under "
+              "the budget"
+            + ((" were the only ones offered to the sampler" if not lmap.get("deployments") else
+                ": only their architectures were offered, and a pair over budget was refused unbuilt")
+               if lmap["complete"] else ""),
             f"this run measured {lmap['measured_here']} of them in {lmap['seconds']:.1f} s; the others came from "
             f"the study (an earlier run or the search that started this worker); the map is in latency_map.json"]))
         out.append(("img", ("latency_map.png", "latency vs parameters of the mapped candidates")))

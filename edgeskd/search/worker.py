@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
                            os.environ.get(LOCK_ENV))
         ctx = SearchContext.load(config, stages)
         study = open_study(config, open_storage(info), ctx.space.pruner, worker=worker, sampler=ctx.space.sampler)
-        ctx.latency_map = load_map(ctx, study) if not ctx.deployments else None
+        ctx.latency_map = load_map(ctx, study)
         deadline = os.environ.get(DEADLINE_ENV)
         timeout = max(0.0, float(deadline) - time.time()) if deadline else None
         study.optimize(make_objective(ctx), timeout=timeout, callbacks=[StopAfter(config.trials)],

@@ -189,3 +189,91 @@ def test_cmaes_sampler_runs_where_it_fits(tmp_path, fake_log):
     with pytest.raises(SearchError, match="cmaes cannot optimise two objectives"):
         run_search(_config(tmp_path / "p", space, trials=2, pareto=True, study="p"), stages=fake_stages(),
                    show_progress=False)
+
+
+INT8_FACTOR = 0.25   # the fake int8 artifact is 4x faster than fp32
+
+
+def _int8_stages(log: Path):
+    """Fake stages whose latency depends on the precision (int8 4x faster), logging target and calibration."""
+    from dataclasses import replace
+
+    base = fake_stages()
+
+    def measure(model, resolution, target, cache, **kw):
+        m = base.measure(model, resolution, target, cache)
+        with open(log, "a") as fh:
+            fh.write(json.dumps({"event": "target", "precision": target.precision,
+                                 "calibration": kw.get("calibration")}) + "\n")
+        factor = INT8_FACTOR if target.precision == "int8" else 1.0
+        m.stats = {k: v * factor for k, v in m.stats.items()}
+        return m
+
+    return replace(base, measure=measure)
+
+
+def test_latency_map_covers_architecture_x_deployment_and_refuses_over_budget_pairs(tmp_path, fake_log,
+                                                                                    monkeypatch):
+    from edgeskd.search.objective import SearchContext
+
+    # The calibration set itself is the real one in other tests; the fake data has no images to draw it from.
+    monkeypatch.setattr(SearchContext, "calibration",
+                        lambda self, deployment, pre: "calibration" if deployment.precision == "int8" else None)
+    space = _space(tmp_path, "deploy", FAKE_SPACE.replace("depth: {choices: [0.25, 0.5, 1.0]}",
+                                                          "depth: {choices: [0.25, 0.5]}")
+                   .replace("width: {choices: [0.25, 0.5, 1.0]}", "width: {choices: [0.5, 1.0]}")
+                   .replace("resolution: {choices: [32, 64]}", "resolution: {choices: [64, 128]}")
+                   + "deploy:\n  runtimes: [ort]\n  precisions: [fp32, int8]\n")
+    # fp32: r64 5/10/10/20 ms, r128 20/40/40/80; int8 a quarter of that; budget 8 ms
+    budget, run, targets = 8.0, tmp_path / "run", tmp_path / "targets.jsonl"
+    summary = run_search(_config(run, space, trials=8, latency_ms=budget), stages=_int8_stages(targets),
+                         show_progress=False)
+    lmap = json.loads((run / "latency_map.json").read_text())
+    assert lmap["complete"] and lmap["size"] == 16 == 2 * len(load_space(space).architectures())
+    assert lmap["deployments"] == ["onnxruntime:fp32", "onnxruntime:int8"]
+
+    def truth(student, deployment):
+        ms = fake_latency(student["depth"], student["width"], student["resolution"])
+        return ms * (INT8_FACTOR if deployment["precision"] == "int8" else 1.0)
+
+    by_key = {e["key"]: e for e in lmap["entries"]}
+    for e in lmap["entries"]:  # right decision per deployment; inference only from the same deployment
+        assert e["ok"] is (truth(e["student"], e["deployment"]) <= budget), e["key"]
+        if e["inferred_from"] is None:
+            assert e["latency_ms"]["p95"] == pytest.approx(truth(e["student"], e["deployment"]))
+        else:
+            assert by_key[e["inferred_from"]]["deployment"] == e["deployment"]
+    # every int8 measurement got calibration images, no fp32 one did
+    calls = [e for e in read_log(targets) if e["event"] == "target"]
+    assert {c["precision"] for c in calls} == {"fp32", "int8"}
+    assert all((c["calibration"] == "calibration") is (c["precision"] == "int8") for c in calls)
+    # offered: architectures under budget for at least one deployment (5: every r64 one, d0.25 w0.5 r128)
+    offered = {k.rsplit(" ", 2)[0] for k, e in by_key.items() if e["ok"]}
+    assert len(offered) == 5
+    trials = _study(run).get_trials()
+    assert all(set(t.distributions[ARCHITECTURE].choices) == offered for t in trials)
+    records = [TrialRecord.from_trial(t) for t in trials]
+    counted_records = [r for r in records if r.counted]
+    assert len(counted_records) == summary["trained"] == 8
+    for r in counted_records:  # only pairs under budget trained
+        assert by_key[r.candidate]["ok"], r.candidate
+    refused = [r for r in records if r.outcome == REFUSED]
+    assert refused, "seed 0 samples the fp32 deployment of an architecture only int8 brings under budget"
+    assert summary["refused"] == len(refused)
+    for r in refused:  # fp32 pairs of int8-only architectures: not built, not trained, not counted
+        assert r.deployment["precision"] == "fp32" and not by_key[r.candidate]["ok"] and r.train_seconds == 0.0
+        assert by_key[r.candidate.replace("fp32", "int8")]["ok"]
+    for t in trials:
+        if TrialRecord.from_trial(t).outcome == REFUSED:
+            assert max(t.constraints.values()) > 0
+    # an architecture over budget at fp32 trained, with the int8 deployment only
+    int8_only = [r for r in counted_records if not by_key[r.candidate.replace("int8", "fp32")]["ok"]]
+    assert int8_only and all(r.deployment["precision"] == "int8" for r in int8_only)
+    assert len(_trained_shapes(fake_log)) == 8
+
+    # resume: the map comes from the study; only the winner is measured again (confirm + final)
+    measured_before = len(calls)
+    again = run_search(_config(run, space, trials=10, latency_ms=budget), stages=_int8_stages(targets),
+                       show_progress=False)
+    assert again["latency_map"]["measured_here"] == 0 and again["latency_map"]["size"] == 16
+    assert len([e for e in read_log(targets) if e["event"] == "target"]) - measured_before == 2
