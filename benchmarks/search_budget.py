@@ -35,7 +35,8 @@ import numpy as np
 def subset_loader(n_train: int, n_val: int, n_test: int):
     """A load_data stage over real Fashion-MNIST, seeded subsets (the full set would take hours per trial here)."""
 
-    def load(source: str, *, seed: int = 0, train_fraction: float = 1.0):
+    def load(source: str, *, seed: int = 0, train_fraction: float = 1.0, **_split_options):
+        # the subsets below are the split: the search's own split options (val/test fraction, ...) do not apply
         from edgeskd.data import DatasetSplits, load_dataset
 
         full = load_dataset("fashion-mnist", seed=seed)
