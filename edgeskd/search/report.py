@@ -35,6 +35,17 @@ def _deploy_label(row: dict[str, Any]) -> str:
     return d.get("label") or (f"{d.get('runtime')}:{d.get('precision')}" if d else "")
 
 
+def _save_png(fig: Any, path: Path) -> Path:
+    """Write a finished figure as PNG atomically and free it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path
+
+
 def pareto_plot(path: Path, rows: list[dict[str, Any]], summary: dict[str, Any], winner: dict | None) -> Path:
     import matplotlib
 
@@ -83,11 +94,7 @@ def pareto_plot(path: Path, rows: list[dict[str, Any]], summary: dict[str, Any],
     ax.set_ylabel(f"validation {summary['metric']}")
     ax.set_title(f"search {summary['study']}")
     ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    return _save_png(fig, path)
 
 
 def latency_map_plot(path: Path, latency_map: dict[str, Any], summary: dict[str, Any]) -> Path:
@@ -121,11 +128,7 @@ def latency_map_plot(path: Path, latency_map: dict[str, Any], summary: dict[str,
     ax.set_title(f"latency map: {latency_map['size']} candidates"
                  + ("" if latency_map["complete"] else " (sample of a continuous space)"))
     ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    return _save_png(fig, path)
 
 
 def confusion_plot(path: Path, matrix: list[list[int]], classes: list[str], title: str) -> Path:
@@ -148,11 +151,7 @@ def confusion_plot(path: Path, matrix: list[list[int]], classes: list[str], titl
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    return _save_png(fig, path)
 
 
 def _sections(summary: dict[str, Any], rows: list[dict[str, Any]], winner: dict | None) -> list[tuple[str, Any]]:
