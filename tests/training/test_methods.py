@@ -61,6 +61,8 @@ def test_a_registered_method_trains_compares_and_takes_options(digits_splits, ti
     assert "test-scaled-ce" in available_methods()
     with pytest.raises(TrainingError, match="option scale='big' of 'test-scaled-ce': expected a float"):
         fast_config(method="test-scaled-ce", method_options={"scale": "big"})
+    with pytest.raises(TrainingError, match="option scale=nan of 'test-scaled-ce': expected a finite number"):
+        fast_config(method="test-scaled-ce", method_options={"scale": float("nan")})
     one = train(tiny_spec, digits_splits, lite0_teacher, fast_config(method="test-scaled-ce", epochs_skd=1),
                 progress=False)
     half = train(tiny_spec, digits_splits, lite0_teacher,

@@ -102,6 +102,8 @@ class Method:
                     isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool)):
                 raise TrainingError(f"method option {key}={value!r} of {self.name!r}: expected a "
                                     f"{type(default).__name__} like the default {default!r}")
+            if isinstance(value, float) and not math.isfinite(value):  # NaN/Inf: refused where it enters
+                raise TrainingError(f"method option {key}={value!r} of {self.name!r}: expected a finite number")
             out[key] = float(value) if isinstance(default, float) else value
         return out
 
