@@ -56,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         raise LatencyError(f"cannot listen on {args.host}:{args.port}: {exc}") from exc
     try:
         _serve(agent, args)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C or SIGTERM, wherever it lands (also between the url line and serving): a normal stop
     finally:
         agent.close()  # also on SIGTERM and on a failed print: no work folder is left behind
     return 0
@@ -71,7 +73,4 @@ def _serve(agent, args: argparse.Namespace) -> None:
     import sys
 
     sys.stdout.flush()
-    try:
-        agent.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    agent.serve_forever()
