@@ -171,7 +171,7 @@ class LatencyAgent:
             m = measure(job.path, target, runs=int(s.get("runs", 50)), seconds=float(s.get("seconds", 1.0)),
                         warmup_s=float(s.get("warmup_s", 0.2)), batch=int(s.get("batch", 1)),
                         end_to_end=preprocess is not None, preprocess=preprocess, raw_size=s.get("raw_size"),
-                        timeout_s=timeout)
+                        timeout_s=timeout, settle=s.get("settle"))
         except MeasurementTimeout as exc:
             raise HTTPError(HTTPStatus.GATEWAY_TIMEOUT, f"{exc} (agent limit {self.config.max_measure_s:g} s)") from exc
         except MissingDependency as exc:

@@ -15,7 +15,7 @@ from edgeskd._io import sha256_file
 from edgeskd.errors import LatencyError, MissingDependency
 from edgeskd.latency.cache import LatencyCache, cache_key
 from edgeskd.latency.fingerprint import machine_fingerprint
-from edgeskd.latency.measurement import Measurement
+from edgeskd.latency.measurement import Measurement, check_settle
 from edgeskd.latency.targets import Target
 
 if TYPE_CHECKING:  # torch loads only where preprocessing runs (end-to-end timing), not in every worker
@@ -32,8 +32,11 @@ class MeasurementTimeout(LatencyError):
 
 
 def settings_record(*, runs: int, seconds: float, warmup_s: float, batch: int, end_to_end: bool,
-                    preprocess: PreprocessSpec | None, raw_size: int | None = None) -> dict[str, Any]:
-    """Validated measurement settings (also what the cache key and the remote agent see)."""
+                    preprocess: PreprocessSpec | None, raw_size: int | None = None,
+                    settle: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Validated measurement settings (also what the cache key and the remote agent see). `settle` (see
+    edgeskd.latency.measurement.check_settle) lets a measurement stop after a pilot window when the verdict against a
+    budget is already clear; it is in the record (and so in the cache key) only when given."""
     if int(runs) < 1:
         raise LatencyError(f"runs must be >= 1; got {runs}")
     if float(seconds) < 0 or float(warmup_s) < 0:
@@ -42,9 +45,12 @@ def settings_record(*, runs: int, seconds: float, warmup_s: float, batch: int, e
         raise LatencyError(f"batch must be >= 1; got {batch}")
     if end_to_end and preprocess is None:
         raise LatencyError("end-to-end latency needs the preprocessing (a PreprocessSpec or a bundle's manifest)")
-    return {"runs": int(runs), "seconds": float(seconds), "warmup_s": float(warmup_s), "batch": int(batch),
-            "preprocess": preprocess.to_dict() if (end_to_end and preprocess is not None) else None,
-            "raw_size": int(raw_size) if (end_to_end and raw_size) else None}
+    record = {"runs": int(runs), "seconds": float(seconds), "warmup_s": float(warmup_s), "batch": int(batch),
+              "preprocess": preprocess.to_dict() if (end_to_end and preprocess is not None) else None,
+              "raw_size": int(raw_size) if (end_to_end and raw_size) else None}
+    if settle is not None:
+        record["settle"] = check_settle(settle, seconds=float(seconds))
+    return record
 
 
 def target_fingerprint(target: Target, *, token: str | None = None) -> dict[str, Any]:
@@ -59,15 +65,16 @@ def target_fingerprint(target: Target, *, token: str | None = None) -> dict[str,
 def measure(onnx_path: str | os.PathLike, target: Target, *, runs: int = 50, seconds: float = 1.0,
             warmup_s: float = 0.2, batch: int = 1, end_to_end: bool = False,
             preprocess: PreprocessSpec | None = None, timeout_s: float = 120, raw_size: int | None = None,
-            artifact_sha256: str | None = None) -> Measurement:
+            artifact_sha256: str | None = None, settle: dict[str, Any] | None = None) -> Measurement:
     """Measure `onnx_path` on `target`: warm-up by time, then at least max(runs, seconds); in a fresh process with
     the target's thread count fixed before the runtime loads. `raw_size` is the side of the synthetic 8-bit image
-    used for end-to-end timing (default: twice the model's input size, so the resize is part of the work)."""
+    used for end-to-end timing (default: twice the model's input size, so the resize is part of the work).
+    `settle`: stop after a pilot window when the statistic is clearly over or under a budget (check_settle)."""
     path = Path(onnx_path)
     if not path.is_file():
         raise LatencyError(f"model file {path} does not exist")
     settings = settings_record(runs=runs, seconds=seconds, warmup_s=warmup_s, batch=batch, end_to_end=end_to_end,
-                               preprocess=preprocess, raw_size=raw_size)
+                               preprocess=preprocess, raw_size=raw_size, settle=settle)
     if target.runtime == "remote":
         from edgeskd.latency.remote import measure_remote
 
@@ -127,7 +134,7 @@ def measure_model(model: Any, resolution: int, target: Target, *, cache: Latency
             settings = settings_record(
                 runs=kw.get("runs", 50), seconds=kw.get("seconds", 1.0), warmup_s=kw.get("warmup_s", 0.2),
                 batch=kw.get("batch", 1), end_to_end=kw.get("end_to_end", False), preprocess=kw.get("preprocess"),
-                raw_size=kw.get("raw_size"))
+                raw_size=kw.get("raw_size"), settle=kw.get("settle"))
             key = cache_key(arch, target_fingerprint(target), settings)
             hit = cache.get(key)
             if hit is not None:

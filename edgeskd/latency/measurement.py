@@ -91,6 +91,43 @@ def check_budget(m: Measurement, budget_ms: float, statistic: str = "p95", *, ta
     return False, f"{statistic} {value:.3f} ms > budget {budget_ms:g} ms on {where}"
 
 
+# A budget decision that needs no full window: after `pilot_s` of timed runs, a statistic at least `margin` times
+# over the budget (or `margin` times under it) is a verdict the remaining runs would not overturn on a quiet
+# machine; only candidates near the budget get the full protocol. Used by the search's latency map, which only
+# needs over/under (the winner is always measured again with the full protocol).
+SETTLE_KEYS = ("budget_ms", "statistic", "margin", "pilot_s")
+
+
+def check_settle(settle: dict[str, Any], *, seconds: float) -> dict[str, Any]:
+    """Validated early-settle settings: budget_ms > 0, statistic one of STATISTICS, margin > 1, 0 < pilot_s <=
+    seconds (the pilot is part of the full window, never longer)."""
+    import math
+
+    if not isinstance(settle, dict) or set(settle) != set(SETTLE_KEYS):
+        raise LatencyError(f"settle must be a mapping with exactly {list(SETTLE_KEYS)}; got {settle!r}")
+    budget, margin, pilot = (float(settle[k]) for k in ("budget_ms", "margin", "pilot_s"))
+    if not (math.isfinite(budget) and budget > 0):
+        raise LatencyError(f"settle budget_ms must be a positive number of milliseconds; got {settle['budget_ms']!r}")
+    if settle["statistic"] not in STATISTICS:
+        raise LatencyError(f"settle statistic {settle['statistic']!r} is not one of {STATISTICS}")
+    if not (math.isfinite(margin) and margin > 1):
+        raise LatencyError(f"settle margin must be a number > 1; got {settle['margin']!r}")
+    if not (0 < pilot <= seconds):
+        raise LatencyError(f"settle pilot_s must be > 0 and at most the window ({seconds:g} s); got {settle['pilot_s']!r}")
+    return {"budget_ms": budget, "statistic": str(settle["statistic"]), "margin": margin, "pilot_s": pilot}
+
+
+def settled_verdict(samples_ms: list[float], settle: dict[str, Any]) -> dict[str, Any] | None:
+    """{"verdict": "over"|"under", "value_ms", "ratio", "n"} when the pilot samples already decide the budget by the
+    margin; None when the statistic is within the margin and the full window must run."""
+    value = summarize(samples_ms)[settle["statistic"]]
+    ratio = value / settle["budget_ms"]
+    if settle["margin"] > ratio > 1 / settle["margin"]:
+        return None
+    return {"verdict": "over" if ratio > 1 else "under", "value_ms": value, "ratio": round(ratio, 4),
+            "n": len(samples_ms), "pilot_s": settle["pilot_s"], "margin": settle["margin"]}
+
+
 def compare(a: Measurement, b: Measurement, *, force: bool = False) -> dict[str, Any]:
     """Ratios a/b per statistic (> 1: a is slower). Different fingerprints or modes are an error unless `force`."""
     diff = fingerprint_diff(a.fingerprint, b.fingerprint)
@@ -104,4 +141,4 @@ def compare(a: Measurement, b: Measurement, *, force: bool = False) -> dict[str,
             "fingerprint_diff": {k: list(v) for k, v in diff.items()}, "forced": bool(diff)}
 
 
-__all__ = ["Measurement", "summarize", "check_budget", "compare", "FINGERPRINT_KEYS", "MODES"]
+__all__ = ["Measurement", "summarize", "check_budget", "check_settle", "settled_verdict", "compare", "FINGERPRINT_KEYS", "MODES"]

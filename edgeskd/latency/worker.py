@@ -23,7 +23,7 @@ def measure_here(request: dict[str, Any]) -> dict[str, Any]:
     from edgeskd._io import sha256_file
     from edgeskd.errors import LatencyError
     from edgeskd.latency.fingerprint import machine_fingerprint
-    from edgeskd.latency.measurement import Measurement, summarize
+    from edgeskd.latency.measurement import Measurement, settled_verdict, summarize
     from edgeskd.latency.runners import open_runner
     from edgeskd.latency.targets import Target
 
@@ -46,8 +46,14 @@ def measure_here(request: dict[str, Any]) -> dict[str, Any]:
         x = rng.standard_normal(runner.input_shape).astype(runner.input_dtype)
         step = lambda: runner.run(x)  # noqa: E731
         mode = "model"
-    samples = run_protocol(step, runs=int(request["runs"]), seconds=float(request["seconds"]),
-                           warmup_s=float(request["warmup_s"]))
+    runs, seconds, settle = int(request["runs"]), float(request["seconds"]), request.get("settle")
+    if settle:  # a pilot window first; the rest of the window only when the budget verdict is not yet clear
+        samples = run_protocol(step, runs=runs, seconds=float(settle["pilot_s"]), warmup_s=float(request["warmup_s"]))
+        info["settled_early"] = settled_verdict(samples, settle)
+        if info["settled_early"] is None:
+            samples += run_protocol(step, runs=0, seconds=seconds - float(settle["pilot_s"]), warmup_s=0.0)
+    else:
+        samples = run_protocol(step, runs=runs, seconds=seconds, warmup_s=float(request["warmup_s"]))
     m = Measurement(stats=summarize(samples), samples_ms=samples, fingerprint=fingerprint, mode=mode,
                     artifact_sha256=request.get("artifact_sha256") or sha256_file(path), info=info)
     return m.to_dict()

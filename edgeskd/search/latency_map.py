@@ -37,6 +37,11 @@ from edgeskd._io import atomic_write_json
 from edgeskd.errors import SearchError
 
 MAP_NAME = "latency_map.json"
+# The map only needs over/under: a candidate whose pilot window (PILOT_S of timed runs) is already SETTLE_MARGIN
+# times over or under the budget is settled there; one near the budget gets the full protocol. The winner is always
+# measured again with the full protocol before its final training.
+SETTLE_MARGIN = 1.25
+PILOT_S = 0.25
 ATTR_PREFIX = "latency_map:"   # study user attribute per candidate: ATTR_PREFIX + key
 SAMPLE_SIZE = 16               # architectures measured up front in a continuous space
 
@@ -62,6 +67,7 @@ class MapEntry:
     reason: str
     probe_seconds: float
     inferred_from: str | None = None   # not measured: decided by dominance from this measured candidate
+    settled_early: bool = False        # measured for the pilot window only: clearly over or under the budget
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MapEntry:
@@ -110,6 +116,7 @@ class LatencyMap:
                 "feasible": sum(e.ok for e in self.entries.values()), "size": len(self.entries),
                 "deployments": sorted({deploy_label(e.deployment) for e in self.entries.values() if e.deployment}),
                 "measured": sum(e.measured for e in self.entries.values()),
+                "settled_early": sum(e.settled_early for e in self.entries.values()),
                 "entries": [asdict(e) for e in sorted(self.entries.values(),
                                                       key=lambda e: e.latency_ms.get(self.statistic, 0.0))]}
 
@@ -216,13 +223,20 @@ def measure_entry(ctx, student: dict[str, Any], deployment: Any = None) -> MapEn
     target = ctx.target_of(deployment)
     model = stages.build_student(spec, ctx.teacher)
     profile = stages.profile(model, spec.resolution)
-    measurement = stages.measure(model, spec.resolution, target, ctx.cache, **ctx.measure_options(deployment, spec))
+    # Pareto searches use every trial's latency as an objective: there each candidate gets the full protocol
+    settle = None if cfg.pareto else {"budget_ms": cfg.latency_ms, "statistic": cfg.statistic,
+                                      "margin": SETTLE_MARGIN, "pilot_s": PILOT_S}
+    measurement = stages.measure(model, spec.resolution, target, ctx.cache, settle=settle,
+                                 **ctx.measure_options(deployment, spec))
     ok, reason = stages.check_budget(measurement, cfg.latency_ms, cfg.statistic, target)
+    early = measurement.info.get("settled_early")
+    if early:
+        reason = f"{reason}; settled after the {PILOT_S:g} s pilot ({early['ratio']:.2f}x the budget)"
     deploy_key = {"runtime": deployment.runtime, "precision": deployment.precision} if deployment else None
     return MapEntry(key=candidate_key(student, deploy_key), student=dict(student), deployment=deploy_key,
                     parameters=int(profile.parameters), macs=int(profile.macs),
                     latency_ms=latency_attrs(measurement)["latency_ms"], ok=bool(ok), reason=str(reason),
-                    probe_seconds=round(time.perf_counter() - started, 3))
+                    probe_seconds=round(time.perf_counter() - started, 3), settled_early=bool(early))
 
 
 def build_map(ctx, study, *, log=None) -> LatencyMap:

@@ -24,7 +24,8 @@ class Stages:
     profile: Callable[..., Any]            # (model, resolution) -> ModelProfile (parameters, macs)
     get_target: Callable[..., Any]         # (name) -> Target
     latency_cache: Callable[..., Any]      # (path) -> LatencyCache
-    measure: Callable[..., Any]            # (model, resolution, target, cache) -> Measurement
+    measure: Callable[..., Any]            # (model, resolution, target, cache, *, calibration=None (int8),
+    #                                        settle=None (latency map: edgeskd.latency.check_settle)) -> Measurement
     check_budget: Callable[..., Any]       # (measurement, budget_ms, statistic, target) -> (ok, reason)
     train_config: Callable[..., Any]       # (dict) -> TrainConfig
     train: Callable[..., Any]              # (spec, data, teacher, config, *, out_dir, report, resume, progress)
@@ -53,10 +54,10 @@ def load_stages(path: str = DEFAULT) -> Stages:
 
 # --- the real stages ------------------------------------------------------------------------------------------------
 
-def _measure(model, resolution: int, target, cache, calibration=None):
+def _measure(model, resolution: int, target, cache, calibration=None, settle=None):
     from edgeskd.latency import measure_model
 
-    return measure_model(model, resolution, target, cache=cache, in_chans=3, calibration=calibration)
+    return measure_model(model, resolution, target, cache=cache, in_chans=3, calibration=calibration, settle=settle)
 
 
 def _evaluate_artifact(result, data, deployment, calibration, threads: int = 1):

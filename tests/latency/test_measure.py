@@ -167,3 +167,45 @@ def test_torch_target_runs_a_traced_module():
     if not torch.cuda.is_available():
         with pytest.raises(MissingDependency, match="CUDA"):
             measure_model(tiny_net(), 32, get_target("torch-cuda"), **FAST)
+
+
+def _settle(budget_ms: float, margin: float = 1.25, pilot_s: float = 0.1) -> dict:
+    return {"budget_ms": budget_ms, "statistic": "p95", "margin": margin, "pilot_s": pilot_s}
+
+
+@pytest.mark.parametrize("budget_ms, verdict", [(1e6, "under"), (1e-6, "over")])
+def test_a_clear_budget_verdict_stops_after_the_pilot_window(tiny_onnx, budget_ms, verdict):
+    # a 1 s window asked for, but a model a million times under (or over) the budget is settled by the 0.1 s pilot
+    m = measure(tiny_onnx, get_target("ort-cpu"), runs=1, seconds=1.0, warmup_s=0.0, settle=_settle(budget_ms))
+    early = m.info["settled_early"]
+    assert early["verdict"] == verdict and early["n"] == m.stats["n"] == len(m.samples_ms)
+    assert sum(m.samples_ms[:-1]) < 100  # timing stopped at the first call that ended after the pilot
+
+
+def test_a_verdict_within_the_margin_runs_the_full_window(tiny_onnx):
+    # margin so wide that no pilot can settle it: the rest of the window runs after the pilot
+    m = measure(tiny_onnx, get_target("ort-cpu"), runs=1, seconds=0.3, warmup_s=0.0,
+                settle=_settle(1.0, margin=1e12))
+    assert m.info["settled_early"] is None
+    assert m.stats["n"] >= 2  # the pilot's timed call(s), then at least one more from the rest of the window
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"budget_ms": 0}, "budget_ms must be a positive"), ({"statistic": "p42"}, "statistic 'p42'"),
+    ({"margin": 1.0}, "margin must be a number > 1"), ({"pilot_s": 5.0}, "at most the window"),
+    ({"extra": 1}, "exactly"),
+])
+def test_settle_settings_are_checked_before_any_work(tiny_onnx, bad, match):
+    with pytest.raises(LatencyError, match=match):
+        measure(tiny_onnx, get_target("ort-cpu"), seconds=1.0, settle={**_settle(1.0), **bad})
+
+
+def test_an_early_settled_measurement_is_cached_apart_from_a_full_one(tmp_path):
+    cache = LatencyCache(tmp_path / "cache.sqlite")
+    net, target = tiny_net(), get_target("ort-cpu")
+    quick = {**FAST, "seconds": 0.05}
+    full = measure_model(net, 32, target, cache=cache, **quick)
+    early = measure_model(net, 32, target, cache=cache, **quick, settle=_settle(1e6, pilot_s=0.02))
+    assert full.info["cache"] == "miss" and early.info["cache"] == "miss"  # a pilot number never answers for a full one
+    assert early.info["settled_early"]["verdict"] == "under"
+    assert measure_model(net, 32, target, cache=cache, **quick).info["cache"] == "hit"

@@ -38,6 +38,7 @@ class FakeMeasurement:
     stats: dict[str, float]
     samples_ms: list[float] = field(default_factory=list)
     fingerprint: dict[str, Any] = field(default_factory=lambda: {"runtime": "fake"})
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 class _Part(SimpleNamespace):
@@ -51,10 +52,16 @@ def _load_data(source: str, *, seed: int = 0, train_fraction: float = 1.0, **opt
     return SimpleNamespace(train=train, val=test, test=test, unlabelled=None, name=source)
 
 
-def _measure(model, resolution, target, cache):
+def _measure(model, resolution, target, cache, **options):
+    from edgeskd.latency.measurement import settled_verdict
+
     ms = fake_latency(model.depth, model.width, resolution)
-    _log("measure", ms=ms, shape=[model.depth, model.width, resolution])
-    return FakeMeasurement({"p50": ms * 0.9, "p90": ms * 0.95, "p95": ms, "p99": ms * 1.1, "mean": ms, "n": 10})
+    settle = options.get("settle")
+    _log("measure", ms=ms, shape=[model.depth, model.width, resolution], settle=settle)
+    # the real worker's decision, on the fake's exact latency
+    info = {"settled_early": settled_verdict([ms], settle)} if settle else {}
+    return FakeMeasurement({"p50": ms * 0.9, "p90": ms * 0.95, "p95": ms, "p99": ms * 1.1, "mean": ms, "n": 10},
+                           info=info)
 
 
 def _check_budget(m, budget_ms, statistic, target):

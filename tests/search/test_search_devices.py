@@ -116,7 +116,7 @@ def test_on_device_sets_the_device_and_holds_the_locks(monkeypatch):
         finally:
             os.close(fd)
 
-    def measure(model, resolution, target, cache):
+    def measure(model, resolution, target, cache, **options):
         seen["measure_shared_free"] = room_free("cpu", fcntl.LOCK_SH)   # exclusive: not even a reader gets in
         return "m"
 

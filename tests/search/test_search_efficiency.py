@@ -91,6 +91,31 @@ def test_latency_map_offers_only_under_budget_architectures(tmp_path, fake_log):
     assert (run / "latency_map.png").stat().st_size > 0
 
 
+def test_map_settles_clear_candidates_after_the_pilot_and_measures_near_budget_ones_fully(tmp_path, fake_log):
+    from edgeskd.search.latency_map import SETTLE_MARGIN
+
+    space = str((HERE / "fake_space.yaml").resolve())
+    run_search(_config(tmp_path / "run", space, trials=2), stages=fake_stages(), show_progress=False)
+    lmap = json.loads((tmp_path / "run" / "latency_map.json").read_text())
+    measured = [e for e in lmap["entries"] if e["inferred_from"] is None]
+    for e in measured:  # budget 10 ms: settled exactly when the latency is outside [10 / margin, 10 * margin]
+        ratio = e["latency_ms"]["p95"] / 10.0
+        assert e["settled_early"] is (not 1 / SETTLE_MARGIN < ratio < SETTLE_MARGIN), e
+        assert ("settled after" in e["reason"]) is e["settled_early"]
+    assert lmap["settled_early"] == sum(e["settled_early"] for e in measured) > 0
+    map_calls = [e for e in read_log(fake_log) if e["event"] == "measure"][:len(measured)]
+    assert all(c["settle"]["budget_ms"] == 10.0 and c["settle"]["statistic"] == "p95" for c in map_calls)
+    # the winner's re-measurement before its final training is the full protocol
+    assert [e for e in read_log(fake_log) if e["event"] == "measure"][-1]["settle"] is None
+
+
+def test_pareto_map_measures_every_candidate_with_the_full_protocol(tmp_path, fake_log):
+    space = str((HERE / "fake_space.yaml").resolve())
+    run_search(_config(tmp_path / "run", space, trials=2, pareto=True), stages=fake_stages(), show_progress=False)
+    calls = [e for e in read_log(fake_log) if e["event"] == "measure"]
+    assert calls and all(c["settle"] is None for c in calls)  # latency is an objective there: no pilot numbers
+
+
 def test_two_workers_measure_each_candidate_once_in_total(tmp_path, monkeypatch):
     log = tmp_path / "calls.jsonl"
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))

@@ -94,7 +94,7 @@ def test_winner_that_misses_the_budget_on_remeasure_is_skipped_before_final_trai
     stages = fake_stages()
     seen: list[tuple] = []
 
-    def noisy_measure(model, resolution, target, cache):
+    def noisy_measure(model, resolution, target, cache, **options):
         m = stages.measure(model, resolution, target, cache)
         shape = (model.depth, model.width, resolution)
         seen.append(shape)
