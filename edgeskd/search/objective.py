@@ -20,8 +20,8 @@ from typing import Any
 from edgeskd.errors import EdgeskdError, SearchError
 from edgeskd.search.config import SearchConfig
 from edgeskd.search.latency_map import candidate_key, refresh, store_entry
-from edgeskd.search.records import (COMPLETED, FAILED, OVER_BUDGET, PRUNED_BY_METRIC, REFUSED, REUSED, TrialRecord,
-                                    outcome_of)
+from edgeskd.search.records import (COMPLETED, FAILED, OVER_BUDGET, PRUNED_BY_METRIC, REFUSED, REUSED, SURPLUS,
+                                    TrialRecord, claim_slot, outcome_of)
 from edgeskd.search.sampler import record_constraint
 from edgeskd.search.space import SearchSpace, load_space
 from edgeskd.search.stages import Stages, load_stages
@@ -251,6 +251,14 @@ def make_objective(ctx: SearchContext):
                     record.train_seconds = round(time.perf_counter() - started - probe_s, 3)
                     record.save(trial, "outcome", "pruned_reason", "train_seconds")
                     raise optuna.TrialPruned(f"pruned at step {step}")
+
+            # 4. Claim a training slot: with K workers, the last slots may already be taken by running trials.
+            if not claim_slot(trial, cfg.trials):
+                record.outcome, record.train_seconds = SURPLUS, 0.0
+                record.pruned_reason = f"the {cfg.trials} training slots are taken by finished and running trials"
+                record.save(trial, "outcome", "pruned_reason", "train_seconds")
+                trial.study.stop()
+                raise optuna.TrialPruned(record.pruned_reason)
 
             trial_dir = ctx.run_dir / "trials" / str(trial.number)
             config = stages.train_config(train_values)

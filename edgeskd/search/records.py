@@ -19,15 +19,17 @@ REFUSED = "refused"                  # architecture already known to be over bud
 REUSED = "reused"                    # the same full configuration was evaluated before: its result is reused
 FAILED = "failed"                    # a candidate this configuration cannot build or train (error of its own)
 INTERRUPTED = "interrupted"          # cut off by Ctrl-C / kill; queued again on resume
+SURPLUS = "surplus"                  # K workers: the last training slots were already claimed by running trials
 
 # outcomes that spent a training run on a feasible candidate (or failed for a reason of its own): these, and only
 # these, count against --trials, which is the user's budget of trainings
 TRAINED = (COMPLETED, PRUNED_BY_METRIC, FAILED)
 COUNTED = TRAINED
-NOT_COUNTED = (OVER_BUDGET, REFUSED, REUSED)
+NOT_COUNTED = (OVER_BUDGET, REFUSED, REUSED, SURPLUS)
 
 ERROR = "error"              # user attr on a trial that failed for a reason of its own (not re-queued)
 RETRY_OF = "retry_of"        # user attr on a re-queued trial: the number of the interrupted trial it repeats
+SLOT = "slot_claimed_at"     # user attr: when a running trial claimed one of the --trials training slots
 
 
 @dataclass
@@ -117,3 +119,31 @@ def outcome_of(trial) -> str:
 def counted(trial) -> bool:
     """Counts against --trials."""
     return outcome_of(trial) in COUNTED
+
+
+def claim_slot(trial, total: int | None) -> bool:
+    """Claim one of the study's `total` training slots for this running trial, right before it trains: False when
+    finished counted trials plus running trials that claimed earlier already fill them (K workers would otherwise
+    each start the last trial). Claims are ordered by time, then trial number; two claims made within the same
+    storage round trip can still both win, so the overrun is narrowed to that window, not closed."""
+    import time
+
+    from optuna.trial import TrialState
+
+    claimed_at = time.time()
+    trial.set_user_attr(SLOT, claimed_at)
+    if total is None:
+        return True
+    done, earlier = 0, 0
+    for t in trial.study.get_trials(deepcopy=False):
+        if t.number == trial.number:
+            continue
+        if t.state.is_finished():
+            done += counted(t)
+        elif t.state == TrialState.RUNNING and t.user_attrs.get(SLOT) is not None and \
+                (t.user_attrs[SLOT], t.number) < (claimed_at, trial.number):
+            earlier += 1
+    if done + earlier < total:
+        return True
+    trial.set_user_attr(SLOT, None)  # withdrawn: a later claim does not wait for this trial
+    return False

@@ -125,8 +125,11 @@ def test_two_workers_measure_each_candidate_once_in_total(tmp_path, monkeypatch)
     run = tmp_path / "run"
     summary = run_search(_config(run, space, trials=6, workers=2), show_progress=False)
     events = read_log(log)
-    trainers = {e["pid"] for e in events if e["event"] == "train" and "/trials/" in e["out_dir"]}
+    trainings = [e for e in events if e["event"] == "train" and "/trials/" in e["out_dir"]]
+    trainers = {e["pid"] for e in trainings}
     assert len(trainers) == 2 and os.getpid() not in trainers          # both workers trained trials
+    # --trials 6 is six trainings in total, not six per worker or six plus the ones running when the sixth finished
+    assert len(trainings) == summary["trained"] == 6
     measures = [e for e in events if e["event"] == "measure"]
     assert {e["pid"] for e in measures} == {os.getpid()}               # the workers measured nothing
     per_shape = Counter(tuple(e["shape"]) for e in measures)

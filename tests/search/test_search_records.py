@@ -52,3 +52,24 @@ def test_search_config_is_frozen_and_resolved_once(tmp_path):
     resolved = config.resolve()
     assert resolved is not config and config.space_sha256 == "" and len(resolved.space_sha256) == 64
     assert resolved.study and resolved.resolve() == resolved
+
+
+def test_training_slots_go_to_the_earliest_claims_and_never_past_the_trial_budget():
+    from edgeskd.search.records import SLOT, SURPLUS, claim_slot
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study()
+    study.tell(study.ask(), 0.5)                    # one counted trial: 2 of 3 slots left
+    first, second, third = study.ask(), study.ask(), study.ask()
+    assert claim_slot(first, 3) and claim_slot(second, 3)
+    assert not claim_slot(third, 3)                 # finished + two earlier running claims fill the budget
+    assert third.study.trials[third.number].user_attrs[SLOT] is None   # withdrawn: nobody waits for it
+    third.set_user_attr("outcome", SURPLUS)         # as the objective ends it: pruned, not counted
+    study.tell(third, state=optuna.trial.TrialState.PRUNED)
+    # the earlier claim wins, not the lower trial number: `low` claims after `high` and finds the last slot gone
+    low, high = study.ask(), study.ask()
+    assert claim_slot(high, 4) and not claim_slot(low, 4)
+    study.tell(first, 0.1)
+    study.tell(second, state=optuna.trial.TrialState.PRUNED)   # pruned by the metric: still counted
+    assert not claim_slot(study.ask(), 4)           # 3 counted + `high` running
+    assert claim_slot(study.ask(), None)            # no trial budget (a --timeout search): always a slot
