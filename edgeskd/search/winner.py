@@ -178,7 +178,7 @@ def validation_note(ctx: SearchContext, ranked: list) -> dict[str, Any]:
     parts = []
     if note["too_small"]:
         parts.append(f"the validation split is too small to separate candidates reliably (smallest class has "
-                     f"{smallest} images; {MIN_VAL_PER_CLASS}+ per class recommended)")
+                     f"{smallest} image{'' if smallest == 1 else 's'}; {MIN_VAL_PER_CLASS}+ per class recommended)")
     if note["tied_at_top"]:
         parts.append(f"trials {tied} tie on the metric; the faster one won")
     note["text"] = "; ".join(parts)
