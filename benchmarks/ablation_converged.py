@@ -39,8 +39,8 @@ CAPS = {"val": 1000, "test": 2000, "unlabelled_per_labelled": 9}  # sizes kept s
 
 # curve lengths (epochs of one CE stage) and validation spacing per labelled fraction; sized for a 2-core machine
 # shared with six other jobs (about 1.1 s per batch-64 step at one thread)
-CURVE_EPOCHS = {0.01: 90, 0.1: 12}
-CURVE_VAL_EVERY = {0.01: 3, 0.1: 1}
+CURVE_EPOCHS = {0.01: 90, 0.1: 12, 1.0: 12}
+CURVE_VAL_EVERY = {0.01: 3, 0.1: 1, 1.0: 1}
 
 
 def curve_epochs(fraction: float) -> int:
@@ -380,7 +380,7 @@ def main() -> None:
         sp.add_argument("--data", default="fashion-mnist",
                         help="data source (default fashion-mnist): a MedMNIST .npz, an image folder, a built-in name")
         sp.add_argument("--epochs", type=int, default=0,
-                        help="CE epochs of the curve and of every row (default: 90 at 1%%, 12 at 10%%)")
+                        help="CE epochs of the curve and of every row (default: 90 at 1%%, 12 at 10%% and 100%%)")
     args = parser.parse_args()
     configure(args.data)
     if args.epochs:
