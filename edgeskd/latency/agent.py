@@ -7,7 +7,7 @@ Endpoints (JSON answers; errors are {"error": "...", "status": N}):
                                            the fingerprint a measurement of T here would carry (cache look-ups)
   POST /v1/measure                         body: the ONNX file; header X-Edgeskd-Settings: JSON
                                            {"target", "threads", "precision", "runs", "seconds", "warmup_s",
-                                            "batch", "preprocess", "raw_size", "timeout_s"}
+                                            "batch", "preprocess", "raw_size", "timeout_s", "settle"}
 Every endpoint but health needs `Authorization: Bearer TOKEN` (compared in constant time). Before any error
 answer to an upload (wrong token, bad settings) its body is read and discarded, up to the upload limit, so the
 client sees the error and not a broken pipe. Uploads are bounded in size, measurements in time, settings in range
@@ -40,7 +40,7 @@ from edgeskd.errors import EdgeskdError, LatencyError, MissingDependency
 
 SETTINGS_HEADER = "X-Edgeskd-Settings"
 _SETTING_KEYS = {"target", "threads", "precision", "runs", "seconds", "warmup_s", "batch", "preprocess", "raw_size",
-                 "timeout_s"}
+                 "timeout_s", "settle"}
 
 
 class HTTPError(Exception):
@@ -155,6 +155,7 @@ class LatencyAgent:
     def _measure(self, job: _Job) -> dict[str, Any]:
         from edgeskd.data.preprocess import PreprocessSpec
         from edgeskd.latency.measure import MeasurementTimeout, measure
+        from edgeskd.latency.measurement import check_settle
         from edgeskd.latency.targets import get_target
 
         s = job.settings
@@ -163,6 +164,7 @@ class LatencyAgent:
             if target.runtime == "remote":
                 raise LatencyError("an agent measures on its own device; it does not forward to remote targets")
             preprocess = PreprocessSpec.from_dict(s["preprocess"]) if s.get("preprocess") else None
+            settle = check_settle(s["settle"], seconds=float(s.get("seconds", 1.0))) if s.get("settle") else None
         except (EdgeskdError, TypeError, ValueError) as exc:
             raise HTTPError(HTTPStatus.BAD_REQUEST, f"bad measurement settings: {exc}") from exc
         timeout = min(float(s.get("timeout_s") or self.config.max_measure_s), self.config.max_measure_s)
@@ -171,7 +173,7 @@ class LatencyAgent:
             m = measure(job.path, target, runs=int(s.get("runs", 50)), seconds=float(s.get("seconds", 1.0)),
                         warmup_s=float(s.get("warmup_s", 0.2)), batch=int(s.get("batch", 1)),
                         end_to_end=preprocess is not None, preprocess=preprocess, raw_size=s.get("raw_size"),
-                        timeout_s=timeout, settle=s.get("settle"))
+                        timeout_s=timeout, settle=settle)
         except MeasurementTimeout as exc:
             raise HTTPError(HTTPStatus.GATEWAY_TIMEOUT, f"{exc} (agent limit {self.config.max_measure_s:g} s)") from exc
         except MissingDependency as exc:

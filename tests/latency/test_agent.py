@@ -65,6 +65,17 @@ def test_remote_target_measures_through_the_agent(agent, tiny_onnx, monkeypatch)
     assert target_fingerprint(target) == m.fingerprint  # cache look-ups can ask before measuring
 
 
+def test_the_agent_settles_a_clear_budget_verdict_after_the_pilot_and_refuses_bad_settle_settings(agent, tiny_onnx,
+                                                                                                    monkeypatch):
+    monkeypatch.setenv("EDGESKD_AGENT_TOKEN", TOKEN)
+    settle = {"budget_ms": 1e6, "statistic": "p95", "margin": 1.25, "pilot_s": 0.05}
+    m = measure(tiny_onnx, _remote(agent), runs=1, seconds=1.0, warmup_s=0.0, settle=settle)
+    assert m.info["settled_early"]["verdict"] == "under" and sum(m.samples_ms[:-1]) < 50
+    status, answer = _post(agent, tiny_onnx.read_bytes(), settings={"runs": 5, "seconds": 1.0, "warmup_s": 0.0,
+                                                                     "settle": {**settle, "margin": 0.5}})
+    assert status == 400 and "margin must be a number > 1" in answer["error"]
+
+
 def test_wrong_or_missing_token_is_401(agent, tiny_onnx, monkeypatch):
     body = tiny_onnx.read_bytes()
     for token in ("wrong-token-0123456789", None, TOKEN[:-1]):
