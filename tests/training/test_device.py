@@ -106,15 +106,9 @@ def test_channels_last_run_is_deterministic_resumable_and_returns_a_plain_model(
     assert resumed.info["runtime"]["probe"] == {"decided_by": "resumed run"}
 
 
-def test_bf16_autocast_on_cpu_trains_and_nan_names_the_precision(digits_splits, tiny_spec, lite0_teacher,
-                                                                 fast_config):
+def _poison_head(monkeypatch) -> None:
+    """Every run's model A starts with a NaN classifier: the first step's loss is not finite."""
     import edgeskd.training.trainer as trainer_mod
-    from edgeskd.training import train
-
-    cfg = fast_config(method="single-ws", epochs_skd=1, epochs_finetune=0, precision="bf16", channels_last="off")
-    result = train(tiny_spec, digits_splits, lite0_teacher, cfg, progress=False)
-    assert result.info["runtime"]["precision"] == "bf16"
-    assert all(torch.isfinite(torch.tensor(h["loss_ce"])) for h in result.history)
 
     original = trainer_mod.Run.__init__
 
@@ -123,12 +117,21 @@ def test_bf16_autocast_on_cpu_trains_and_nan_names_the_precision(digits_splits, 
         with torch.no_grad():
             self.a.get_classifier().weight.fill_(float("nan"))
 
-    trainer_mod.Run.__init__ = poisoned
-    try:
-        with pytest.raises(TrainingError) as err:
-            train(tiny_spec, digits_splits, lite0_teacher, cfg, progress=False)
-    finally:
-        trainer_mod.Run.__init__ = original
+    monkeypatch.setattr(trainer_mod.Run, "__init__", poisoned)
+
+
+def test_bf16_autocast_on_cpu_trains_and_nan_names_the_precision(digits_splits, tiny_spec, lite0_teacher,
+                                                                 fast_config, monkeypatch):
+    from edgeskd.training import train
+
+    cfg = fast_config(method="single-ws", epochs_skd=1, epochs_finetune=0, precision="bf16", channels_last="off")
+    result = train(tiny_spec, digits_splits, lite0_teacher, cfg, progress=False)
+    assert result.info["runtime"]["precision"] == "bf16"
+    assert all(torch.isfinite(torch.tensor(h["loss_ce"])) for h in result.history)
+
+    _poison_head(monkeypatch)
+    with pytest.raises(TrainingError) as err:
+        train(tiny_spec, digits_splits, lite0_teacher, cfg, progress=False)
     assert "global step 1" in str(err.value) and "under bf16 autocast on cpu" in str(err.value)
     assert "try --precision fp32" in str(err.value)
 
@@ -197,24 +200,14 @@ def test_cuda_classic_kd_fine_tunes_its_teacher_on_the_gpu(digits_splits, tiny_s
 
 
 @needs_cuda
-def test_cuda_fp16_nan_names_the_step_and_the_scaler(digits_splits, tiny_spec, lite0_teacher, fast_config):
-    import edgeskd.training.trainer as trainer_mod
+def test_cuda_fp16_nan_names_the_step_and_the_scaler(digits_splits, tiny_spec, lite0_teacher, fast_config,
+                                                      monkeypatch):
     from edgeskd.training import train
 
-    original = trainer_mod.Run.__init__
-
-    def poisoned(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        with torch.no_grad():
-            self.a.get_classifier().weight.fill_(float("nan"))
-
-    trainer_mod.Run.__init__ = poisoned
-    try:
-        with pytest.raises(TrainingError) as err:
-            train(tiny_spec, digits_splits, lite0_teacher,
-                  fast_config(method="single-ws", device="cuda", precision="fp16"), progress=False)
-    finally:
-        trainer_mod.Run.__init__ = original
+    _poison_head(monkeypatch)
+    with pytest.raises(TrainingError) as err:
+        train(tiny_spec, digits_splits, lite0_teacher,
+              fast_config(method="single-ws", device="cuda", precision="fp16"), progress=False)
     message = str(err.value)
     assert "global step 1" in message and "under fp16 autocast on cuda" in message
     assert "gradient scaler: scale 65536" in message and "growth tracker 0" in message
